@@ -1,0 +1,43 @@
+"""dmoe wire protocol: typed, versioned, validated messages. Imports neither torch nor bittensor."""
+
+from protocol.messages import (
+    FINISH_REASONS,
+    MAX_NEW_TOKENS,
+    MAX_SCORE_TOKENS,
+    PROTOCOL_VERSION,
+    ChatMessage,
+    ErrorBody,
+    ExpertCard,
+    GenerateChunk,
+    GenerateRequest,
+    GenerateResponse,
+    ScoreRequest,
+    ScoreResponse,
+    Timings,
+    TokenLogprob,
+    Usage,
+    new_request_id,
+)
+from protocol.validate import MAX_BODY_BYTES, ProtocolError, decode_json
+
+__all__ = [
+    "FINISH_REASONS",
+    "MAX_BODY_BYTES",
+    "MAX_NEW_TOKENS",
+    "MAX_SCORE_TOKENS",
+    "PROTOCOL_VERSION",
+    "ChatMessage",
+    "ErrorBody",
+    "ExpertCard",
+    "GenerateChunk",
+    "GenerateRequest",
+    "GenerateResponse",
+    "ProtocolError",
+    "ScoreRequest",
+    "ScoreResponse",
+    "Timings",
+    "TokenLogprob",
+    "Usage",
+    "decode_json",
+    "new_request_id",
+]
