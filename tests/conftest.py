@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fixtures_experts"]
+
 # The SDK caches token symbols per network label on connect; keep every test's caches private.
 _CACHE_DIR = Path(tempfile.mkdtemp(prefix="dmoe-test-cache-"))
 for _var, _name in (
