@@ -1,0 +1,1 @@
+"""The validator: tasks, verification, scoring, weights, state, router, gateway and the loop."""
