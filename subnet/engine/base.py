@@ -1,0 +1,136 @@
+"""The engine interface the miner server talks to, and the handle a generation comes back on.
+
+An engine owns one model and batches requests from many callers:
+
+    engine = HFEngine.create(expert, max_batch=32, max_queue=64)
+    await engine.start()
+    handle = engine.submit(req)          # sync; raises EngineFull or RequestRejected at once
+    async for item in handle:            # GenerateChunk ... then one GenerateResponse
+        ...
+    handle.cancel()                      # client went away: the slot is freed at the next step
+    resp = await engine.score(score_req) # ScoreResponse, teacher-forced, one batched forward
+    await engine.stop()                  # drain in-flight work, then stop the worker
+
+`engine.generate(req)` is the same as iterating `engine.submit(req)`; `engine.complete(req)`
+returns only the final GenerateResponse.
+
+Plugging in vLLM (for miners on real GPUs): implement the same five members. `submit` maps the
+request to `SamplingParams(temperature, top_p, seed, max_tokens, stop, logprobs=top_logprobs or 1)`
+on the prompt ids from `subnet.engine.prompt.encode_prompt`, and feeds `AsyncLLMEngine.generate`'s
+deltas into a `GenerationHandle` (its `push`/`finish` are thread-safe); `score` uses
+`prompt_logprobs` or, to match validators bit for bit, `subnet.engine.scoring.score_batch` on an
+HF copy; `queue_depth`/`active` come from the scheduler stats. vLLM's logprobs must be requested
+as raw (unprocessed) log-probabilities so they compare with `score_batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from protocol import (
+    ExpertCard,
+    GenerateChunk,
+    GenerateRequest,
+    GenerateResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+
+
+class EngineFull(RuntimeError):
+    """The queue is at its bound; the caller should retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestRejected(ValueError):
+    """The request cannot be served by this expert (too long for its context, ...)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class EngineStopped(RuntimeError):
+    """The engine is stopping or stopped and takes no new work."""
+
+
+class GenerationHandle:
+    """One generation's output stream: chunks as they come, then the final response.
+
+    Produced on the worker thread (`push`, `finish` are thread-safe), consumed on the event loop.
+    """
+
+    def __init__(self, request_id: str, loop: asyncio.AbstractEventLoop):
+        self.request_id = request_id
+        self._loop = loop
+        self._queue: asyncio.Queue[GenerateChunk | GenerateResponse] = asyncio.Queue()
+        self._cancelled = threading.Event()
+        self.response: GenerateResponse | None = None
+
+    # --- worker side
+    def push(self, chunk: GenerateChunk) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
+
+    def finish(self, response: GenerateResponse) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, response)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    # --- event-loop side
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def __aiter__(self) -> AsyncIterator[GenerateChunk | GenerateResponse]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[GenerateChunk | GenerateResponse]:
+        try:
+            while True:
+                item = await self._queue.get()
+                yield item
+                if isinstance(item, GenerateResponse):
+                    self.response = item
+                    return
+        finally:
+            # Consumer stopped early (client gone, task cancelled): free the slot.
+            if self.response is None:
+                self.cancel()
+
+    async def result(self) -> GenerateResponse:
+        async for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+
+class Engine(Protocol):
+    card: ExpertCard
+
+    @property
+    def queue_depth(self) -> int: ...  # requests waiting for a batch slot
+
+    @property
+    def active(self) -> int: ...  # sequences in the running batch
+
+    @property
+    def capacity(self) -> int: ...  # max sequences batched at once
+
+    async def start(self) -> None: ...
+
+    async def stop(self, drain_timeout: float = 30.0) -> None: ...
+
+    def submit(self, req: GenerateRequest) -> GenerationHandle: ...
+
+    def generate(self, req: GenerateRequest) -> AsyncIterator[GenerateChunk | GenerateResponse]: ...
+
+    async def complete(self, req: GenerateRequest) -> GenerateResponse: ...
+
+    async def score(self, req: ScoreRequest) -> ScoreResponse: ...

@@ -1,0 +1,76 @@
+"""The running batch's padded KV cache: rows join after their prefill and leave when finished.
+
+All rows share one time axis. Rows are left-padded (mask 0) so every row's newest token sits in
+the last column; RoPE positions come from each row's own count of real tokens, so padding never
+shifts a sequence. Joining pads the shorter of (batch, newcomers) on the left; leaving selects
+rows and trims columns that are padding in every remaining row, so the cache stays as long as
+the longest live sequence, not the longest ever seen.
+
+Why padded rather than per-sequence caches: one forward per decode step for the whole batch.
+Per-sequence caches need one forward per sequence per step (the naive miner's cost profile;
+scripts/bench_miner.py measures it as the "naive" column).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+
+
+def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    extra = width - t.shape[dim]
+    if extra <= 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = extra
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+class KVBatch:
+    def __init__(self) -> None:
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None  # [rows, time], 1 = real token
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.mask is None else self.mask.shape[0]
+
+    def positions(self) -> torch.Tensor:
+        """Position id of the next token of each row: its number of real tokens so far."""
+        assert self.mask is not None
+        return self.mask.sum(dim=1, keepdim=True)
+
+    def extend_mask(self) -> torch.Tensor:
+        """Mask for a decode step (one new real token per row); becomes the batch's mask."""
+        assert self.mask is not None
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
+        return self.mask
+
+    def join(self, cache: DynamicCache, mask: torch.Tensor) -> None:
+        """Append newcomer rows (their prefill cache and mask) below the running rows."""
+        if self.cache is None or self.rows == 0:
+            self.cache, self.mask = cache, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        for mine, new in zip(self.cache.layers, cache.layers, strict=True):
+            mine.keys = torch.cat([_pad_left(mine.keys, width, 2), _pad_left(new.keys, width, 2)])
+            mine.values = torch.cat(
+                [_pad_left(mine.values, width, 2), _pad_left(new.values, width, 2)]
+            )
+        self.mask = torch.cat([_pad_left(self.mask, width, 1), _pad_left(mask, width, 1)])
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only `rows` (in this order); drop all-padding columns on the left."""
+        if self.cache is None or self.mask is None:
+            return
+        if not rows:
+            self.cache, self.mask = None, None
+            return
+        idx = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        mask = self.mask.index_select(0, idx)
+        live = mask.any(dim=0).nonzero()
+        start = int(live[0]) if len(live) else mask.shape[1]
+        self.mask = mask[:, start:]
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, idx.to(layer.keys.device))[:, :, start:]
+            layer.values = layer.values.index_select(0, idx.to(layer.values.device))[:, :, start:]
