@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_experts"]
+pytest_plugins = ["tests.fixtures_experts", "tests.fixtures_chain"]
 
 # The SDK caches token symbols per network label on connect; keep every test's caches private.
 _CACHE_DIR = Path(tempfile.mkdtemp(prefix="dmoe-test-cache-"))
