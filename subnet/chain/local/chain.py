@@ -175,9 +175,11 @@ class LocalChain:
         return self.block
 
     # -- timer mode -------------------------------------------------------------------------
-    def start(self, block_time: float | None = None) -> None:
-        """Produce blocks every `block_time` seconds (default: the genesis block time)."""
-        self.instant = False
+    def start(self, block_time: float | None = None, *, instant: bool = False) -> None:
+        """Produce blocks every `block_time` seconds (default: the genesis block time).
+
+        `instant=True` keeps sealing a block per submission as well (benchmarks)."""
+        self.instant = instant
         interval = self.genesis.block_time if block_time is None else block_time
         self._timer = asyncio.get_running_loop().create_task(self._tick(interval))
 

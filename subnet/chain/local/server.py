@@ -1,0 +1,128 @@
+"""The `dmoe chain` server: the local chain behind a small JSON protocol over aiohttp.
+
+    POST /rpc      {"method": <ChainApi method>, "params": {...}} -> {"result": ...}
+    GET  /blocks   websocket: {"number": n} for every new block
+    GET  /health   {"block": n, "genesis_hash": ...}
+
+Refusals are 4xx with the project's error JSON and change nothing: malformed JSON (400
+bad_json), an unknown method (404 unknown_method), bad params (400 bad_params), a bad signature
+or a stale/replayed extrinsic (401 rejected_extrinsic), an oversized body (413 too_large).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from dataclasses import dataclass
+
+from aiohttp import WSCloseCode, web
+
+from subnet.chain.config import ChainConfig
+from subnet.chain.local.api import BadParams, ChainApi
+from subnet.chain.local.chain import LocalChain
+from subnet.chain.local.genesis import Genesis
+from subnet.chain.local.signing import SubmissionRejected
+from subnet.net import error_response
+
+log = logging.getLogger(__name__)
+
+API_KEY = web.AppKey("chain_api", ChainApi)
+SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet)
+
+
+def create_app(api: ChainApi, max_request_bytes: int) -> web.Application:
+    app = web.Application(client_max_size=max_request_bytes)
+    app[API_KEY] = api
+    app[SOCKETS_KEY] = weakref.WeakSet()
+    app.router.add_post("/rpc", rpc)
+    app.router.add_get("/blocks", blocks)
+    app.router.add_get("/health", health)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def rpc(request: web.Request) -> web.StreamResponse:
+    api = request.app[API_KEY]
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as err:
+        return error_response(413, "too_large", f"request body over {err.max_size} bytes")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return error_response(400, "bad_json", f"request body is not JSON: {err}")
+    if not isinstance(body, dict) or not isinstance(body.get("method"), str):
+        return error_response(400, "bad_request", 'expected {"method": str, "params": {...}}')
+    method, params = body["method"], body.get("params", {})
+    if method not in api.methods:
+        return error_response(404, "unknown_method", f"unknown method {method!r}", field="method")
+    try:
+        result = await api.call(method, params)
+    except BadParams as err:
+        return error_response(400, "bad_params", str(err), field="params")
+    except SubmissionRejected as err:
+        return error_response(401, "rejected_extrinsic", str(err), field="extrinsic")
+    return web.json_response({"result": result})
+
+
+async def blocks(request: web.Request) -> web.StreamResponse:
+    chain = request.app[API_KEY].chain
+    ws = web.WebSocketResponse(heartbeat=10.0)
+    await ws.prepare(request)
+    request.app[SOCKETS_KEY].add(ws)
+    seen = chain.block
+    try:
+        while not ws.closed:
+            seen = await chain.wait_block(seen)
+            await ws.send_json({"number": seen})
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return ws
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    info = await request.app[API_KEY].info()
+    return web.json_response(info)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[SOCKETS_KEY]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"chain shutting down")
+
+
+@dataclass
+class ChainServer:
+    """The chain plus its HTTP site; `create` wires, `start`/`stop` run and shut down."""
+
+    chain: LocalChain
+    config: ChainConfig
+    runner: web.AppRunner | None = None
+    port: int = 0
+
+    @classmethod
+    def create(cls, config: ChainConfig) -> ChainServer:
+        genesis = Genesis.load(config.genesis) if config.genesis else None
+        return cls(LocalChain.create(genesis, config.data_dir), config)
+
+    async def start(self) -> None:
+        app = create_app(ChainApi(self.chain), self.config.max_request_bytes)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.host, self.config.port)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+        self.chain.start(self.config.block_time, instant=self.config.instant)
+        log.info(
+            "local chain on %s:%d at block %d (block time %.2fs%s)",
+            self.config.host, self.port, self.chain.block,
+            self.config.block_time or self.chain.genesis.block_time,
+            ", instant seal" if self.config.instant else "",
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        await self.chain.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        self.chain.close()
