@@ -13,6 +13,8 @@ import numpy as np
 
 from subnet.consensus.types import U16_MAX, EpochResult, SparseRow, SubnetState, YumaParams
 
+_SCALE = float(1 << 32)
+
 
 def _dense(rows: list[SparseRow], uids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows `uids` of a sparse u16 matrix as (values, present) dense blocks of width n."""
@@ -32,6 +34,11 @@ def _dense(rows: list[SparseRow], uids: np.ndarray, n: int) -> tuple[np.ndarray,
 def _normalize(x: np.ndarray) -> np.ndarray:
     total = x.sum()
     return x / total if total != 0 else x
+
+
+def _quantize(x: np.ndarray) -> np.ndarray:
+    """Truncate proportions to I32F32 as the chain does where its error is amplified later."""
+    return np.floor(x * _SCALE) / _SCALE
 
 
 def _col_normalize(m: np.ndarray) -> np.ndarray:
@@ -82,7 +89,9 @@ def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> Ep
     if owner is not None:
         below[owner] = False
     raw[below] = 0.0
-    stake = _normalize(raw)
+    # Stake shares are cut to I32F32 on chain; re-normalising a small active subset later
+    # amplifies that cut (a 1e-5 share moves by ~1e-5 relative), so emulate it here.
+    stake = _quantize(_normalize(raw))
 
     permit = np.asarray(state.validator_permit, dtype=bool).copy()
     if owner is not None:
@@ -93,7 +102,7 @@ def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> Ep
         new_permit[np.argsort(stake, kind="stable")[: n - k]] = False
     if owner is not None:
         new_permit[owner] = True
-    active_stake = _normalize(np.where(active & permit, stake, 0.0))
+    active_stake = _quantize(_normalize(np.where(active & permit, stake, 0.0)))
 
     # Block rows: every uid with a stored weight or bond row (validators, in practice).
     uids = np.array(

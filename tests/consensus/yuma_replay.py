@@ -94,7 +94,9 @@ def yuma3_scenario(vector: dict[str, Any], mode: str) -> list[tuple[int, EpochRe
                 chain.set_weights(uid, list(zip(servers, row, strict=True)), block)
         if schedule and e == 20:
             # do_reset_bonds(hotkey of uid 3): drop column 3 from every stored bond row.
-            chain.bonds = [[(j, v) for j, v in np.asarray(r).tolist() if j != 3] for r in chain.bonds]
+            chain.bonds = [
+                [(j, v) for j, v in np.asarray(r).tolist() if j != 3] for r in chain.bonds
+            ]
         block += 1
         out.append((e, chain.run(block)))
     return out
