@@ -90,6 +90,7 @@ class HFEngine:
         self._pending: deque[_Seq] = deque()
         self._scores: deque[_ScoreJob] = deque()
         self._rows: list[_Seq] = []
+        self._inflight = 0  # submitted and not yet finished (guarded by _wake)
         self._batch = KVBatch()
         self._wake = threading.Condition()
         self._running = False
@@ -172,16 +173,16 @@ class HFEngine:
                 f"context of {limit} tokens",
                 field="max_tokens",
             )
-        if len(self._pending) + len(self._rows) >= self.max_batch + self.max_queue:
-            # One decode step per waiting batch is a fair guess at when a slot frees up.
-            raise EngineFull(
-                f"{len(self._rows)} running and {len(self._pending)} queued; at capacity",
-                retry_after=1.0,
-            )
         handle = GenerationHandle(req.request_id, self._loop)
         gen = make_generator(req.seed) if req.temperature > 0 else None
         seq = _Seq(req=req, handle=handle, prompt=prompt, submitted=time.monotonic(), gen=gen)
         with self._wake:
+            if self._inflight >= self.max_batch + self.max_queue:
+                raise EngineFull(
+                    f"{len(self._rows)} running and {len(self._pending)} queued; at capacity",
+                    retry_after=1.0,
+                )
+            self._inflight += 1
             self._pending.append(seq)
             self._wake.notify()
         return handle
@@ -257,10 +258,13 @@ class HFEngine:
         return False
 
     def _drop_cancelled(self) -> None:
-        keep = [i for i, s in enumerate(self._rows) if not self._cancel_if_gone(s)]
-        if len(keep) != len(self._rows):
+        gone = [s for s in self._rows if s.handle.cancelled]
+        if gone:
+            keep = [i for i, s in enumerate(self._rows) if not s.handle.cancelled]
             self._rows = [self._rows[i] for i in keep]
             self._batch.keep(keep)
+            for seq in gone:
+                self._finish(seq, "cancelled")
 
     def _score(self, jobs: list[_ScoreJob]) -> None:
         results = score_batch(
@@ -323,7 +327,7 @@ class HFEngine:
         logp = torch.log_softmax(logits, dim=-1)
         greedy = torch.argmax(logits, dim=-1).tolist()
         now = time.monotonic()
-        done: set[int] = set()
+        done: dict[int, str] = {}
         for j, seq in enumerate(self._rows[first:]):
             req = seq.req
             if req.temperature > 0:
@@ -343,12 +347,15 @@ class HFEngine:
             if reason is None:
                 self._emit(seq, final=False)
             else:
-                self._finish(seq, reason)
-                done.add(first + j)
+                done[first + j] = reason
         if done:
+            # Leave the batch before the caller hears of it, so `active` is already lower.
+            finished = [(self._rows[i], r) for i, r in done.items()]
             keep = [i for i in range(len(self._rows)) if i not in done]
             self._rows = [self._rows[i] for i in keep]
             self._batch.keep(keep)
+            for seq, reason in finished:
+                self._finish(seq, reason)
 
     def _check_finish(self, seq: _Seq, tok: int) -> str | None:
         if tok in self.eos_ids:
@@ -381,6 +388,8 @@ class HFEngine:
         seq.handle.push(chunk)
 
     def _finish(self, seq: _Seq, reason: str) -> None:
+        with self._wake:
+            self._inflight -= 1
         if reason == "eos":
             seq.text = self.tokenizer.decode(seq.out, skip_special_tokens=True)
         if reason in ("eos", "stop", "length"):
