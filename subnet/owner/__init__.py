@@ -1,0 +1,1 @@
+"""Subnet owner tools: the offline Yuma simulator (and, later, subnet management commands)."""
