@@ -3,13 +3,13 @@
 Tiered, cheapest first:
 1. shape: token count within `max_tokens`, finish reason consistent with the tokens, one claimed
    logprob per token, no stop sequence crossed before the last token (`ignored_stop`);
-2. copy: identical output already seen for a *different* prompt from another miner (`copycat`);
-3. the reference prefill (done by the caller in one batch, see `subnet.validator.verifier`):
+2. the reference prefill (done by the caller in one batch, see `subnet.validator.verifier`):
    - greedy requests: every token must be the reference argmax, up to a tie gap in nats
      (`implausible_tokens`); an argmax end-of-sequence that was skipped is `skipped_eos`;
    - sampled requests: mean token logprob above a floor and few very unlikely tokens
      (`implausible_tokens`); an end-of-sequence the model was nearly sure of is `skipped_eos`;
-   - claimed logprobs within a tolerance of the reference (`logprob_mismatch`).
+   - claimed logprobs within a tolerance of the reference (`logprob_mismatch`);
+3. copy: a failed answer identical to one already seen for a *different* prompt is `copycat`.
 
 Thresholds are calibrated on honest output of the tiny experts (float32 on CPU, greedy and
 sampled at temperature 0.7 and 1.0) by `scripts/calibrate_verify.py`; the defaults below are
@@ -21,6 +21,7 @@ CALIBRATION: filled in below by the calibration run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from protocol import GenerateRequest, GenerateResponse
@@ -47,20 +48,16 @@ class Thresholds:
     # a KV-cached decode and a full prefill). Honest max observed is ~1e-5; a different token is
     # typically > 0.1 behind.
     greedy_max_gap: float = 0.02
-    # Sampled: mean reference logprob of the returned tokens must be at least this (nats/token),
-    # scaled by the temperature above 1. Honest sampled answers sit far above; random tokens
-    # sit near -log(vocab) or lower.
-    sampled_min_mean_logprob: float = -4.5
-    # Sampled: at most this share of tokens may have a reference logprob below `low_logprob`.
-    low_logprob: float = -9.0
-    sampled_max_low_share: float = 0.25
+    # Sampled: z-score of Σ log p(t_i) against honest sampling (~N(0, 1) when honest). -5 is a
+    # one-in-3-million honest event; random tokens or another model's answers sit far below.
+    sampled_min_z: float = -5.0
+    # Sampled with top_p < 1: tokens allowed outside the nucleus (numerical boundary cases).
+    max_outside_nucleus: int = 0
     # |claimed - reference| per token, nats.
     logprob_tol: float = 0.05
     # Sampled: skipping an end-of-sequence the model gives at least this logprob is `skipped_eos`
     # (log 0.9999: an honest sampler skips it once in 10,000 such positions).
     eos_sure_logprob: float = -1e-4
-    # Copy detection ignores answers shorter than this (short answers collide honestly).
-    min_copy_tokens: int = 8
 
 
 @dataclass(frozen=True)
@@ -77,6 +74,11 @@ class Reference:
     top1_logprobs: tuple[float, ...]
     eos_logprobs: tuple[float | None, ...]
     final_eos_logprob: float | None = None
+    # Sampled answers: Σ over positions of the mean and variance of log p(t) for t drawn the
+    # way an honest sampler draws (temperature, then top-p), and tokens outside the nucleus.
+    expected_logprob: float = 0.0
+    logprob_var: float = 0.0
+    outside_nucleus: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,15 @@ def check_shape(
     return None
 
 
-def check_copy(resp: GenerateResponse, copied: bool, th: Thresholds) -> Verdict | None:
-    if copied and len(resp.token_ids) >= th.min_copy_tokens:
-        return Verdict.fail("copycat", "identical to another miner's answer to another prompt")
-    return None
+def label_copy(v: Verdict, copied: bool) -> Verdict:
+    """A failed answer identical to one given for another prompt is a copy (the root cause).
+
+    Identical outputs alone are no proof: small models answer different prompts alike ("= = =",
+    blank lines), so a copy that the declared model would itself produce passes.
+    """
+    if copied and not v.ok and v.reason in ("implausible_tokens", "logprob_mismatch"):
+        return Verdict.fail("copycat", f"identical to an answer to another prompt; {v.detail}")
+    return v
 
 
 def check_reference(
@@ -156,18 +163,24 @@ def check_reference(
                 **stats,
             )
     else:
-        scale = max(1.0, req.temperature)
-        low = sum(1 for lp in ref.logprobs if lp < th.low_logprob * scale) / n
-        stats["low_share"] = low
-        if mean_lp < th.sampled_min_mean_logprob * scale or low > th.sampled_max_low_share:
+        z = (sum(ref.logprobs) - ref.expected_logprob) / math.sqrt(ref.logprob_var + 1e-6)
+        stats["z"] = z
+        if ref.outside_nucleus > th.max_outside_nucleus:
             return Verdict.fail(
                 "implausible_tokens",
-                f"mean logprob {mean_lp:.2f}, {low:.0%} of tokens below {th.low_logprob * scale}",
+                f"{ref.outside_nucleus} tokens outside the top_p={req.top_p} nucleus",
                 **stats,
             )
-        for i, (t, eos_lp) in enumerate(zip(resp.token_ids, ref.eos_logprobs, strict=True)):
-            if t != eos_id and eos_lp is not None and eos_lp >= th.eos_sure_logprob:
-                return Verdict.fail("skipped_eos", f"sure EOS skipped at token {i}", **stats)
+        if z < th.sampled_min_z:
+            return Verdict.fail(
+                "implausible_tokens",
+                f"tokens are {-z:.1f} standard deviations less likely than honest sampling",
+                **stats,
+            )
+        if req.temperature <= 1.0:
+            for i, (t, eos_lp) in enumerate(zip(resp.token_ids, ref.eos_logprobs, strict=True)):
+                if t != eos_id and eos_lp is not None and eos_lp >= th.eos_sure_logprob:
+                    return Verdict.fail("skipped_eos", f"sure EOS skipped at token {i}", **stats)
     if req.logprobs:
         diffs = [abs(c.logprob - r) for c, r in zip(resp.logprobs, ref.logprobs, strict=True)]
         stats["max_logprob_err"] = max(diffs)
@@ -182,6 +195,24 @@ def check_reference(
     return Verdict(True, "ok", "", stats)
 
 
+def precheck(
+    req: GenerateRequest,
+    resp: GenerateResponse,
+    *,
+    known_model: bool,
+    eos_id: int,
+    text_before_last: str,
+    th: Thresholds = Thresholds(),
+) -> Verdict | None:
+    """Everything before the prefill; None means "needs the reference model"."""
+    shape = check_shape(req, resp, eos_id=eos_id, text_before_last=text_before_last)
+    if shape is not None:
+        return shape
+    if not known_model:
+        return Verdict.fail("unknown_model", "declared weights hash is not in the registry")
+    return None
+
+
 def verify(
     req: GenerateRequest,
     resp: GenerateResponse,
@@ -193,12 +224,14 @@ def verify(
     th: Thresholds = Thresholds(),
 ) -> Verdict:
     """The full verdict. `ref` None means the declared weights are not in the registry."""
-    shape = check_shape(req, resp, eos_id=eos_id, text_before_last=text_before_last)
-    if shape is not None:
-        return shape
-    copy = check_copy(resp, copied, th)
-    if copy is not None:
-        return copy
-    if ref is None:
-        return Verdict.fail("unknown_model", "declared weights hash is not in the registry")
-    return check_reference(req, resp, ref, eos_id=eos_id, th=th)
+    early = precheck(
+        req,
+        resp,
+        known_model=ref is not None,
+        eos_id=eos_id,
+        text_before_last=text_before_last,
+        th=th,
+    )
+    if early is not None:
+        return early
+    return label_copy(check_reference(req, resp, ref, eos_id=eos_id, th=th), copied)

@@ -27,13 +27,16 @@ def _resp(tokens, claimed=None, finish="length"):
     )
 
 
-def _ref(lps, top1=None, eos=None):
+def _ref(lps, top1=None, eos=None, expected=None, var=1.0, outside=0):
     n = len(lps)
     return verify.Reference(
         logprobs=tuple(lps),
         ranks=tuple(0 for _ in lps),
         top1_logprobs=tuple(top1 if top1 is not None else lps),
         eos_logprobs=tuple(eos if eos is not None else [None] * n),
+        expected_logprob=sum(lps) if expected is None else expected,
+        logprob_var=var,
+        outside_nucleus=outside,
     )
 
 
@@ -75,10 +78,19 @@ SAMPLED = GenerateRequest(prompt="p", max_tokens=4, temperature=1.0, seed=1)
         (
             SAMPLED,
             _resp([5, 6, 7, 8], claimed=[-12.0] * 4),
-            _ref([-12.0] * 4),
+            _ref([-12.0] * 4, expected=-8.0),
             False,
             "implausible_tokens",
         ),
+        (SAMPLED, _resp([5, 6, 7, 8]), _ref([-0.1] * 4, outside=1), False, "implausible_tokens"),
+        (
+            GREEDY,
+            _resp([5, 6, 7, 8]),
+            _ref([-0.1, -3, -0.1, -0.1], top1=[-0.1] * 4),
+            True,
+            "copycat",
+        ),
+        (GREEDY, _resp([5, 6, 7, 8]), _ref([-0.1] * 4), True, "ok"),  # the model's own answer
         (
             SAMPLED,
             _resp([5, 6, 7, 8], claimed=[-1.0] * 4),
@@ -98,7 +110,7 @@ def test_verify_copycat_and_stop():
     req = GenerateRequest(prompt="p", max_tokens=10, stop=("\n\n",))
     resp = _resp(list(range(1, 11)))
     v = verify.verify(req, resp, _ref([-0.1] * 10), eos_id=EOS, text_before_last="a", copied=True)
-    assert v.reason == "copycat"
+    assert v.ok
     v = verify.verify(req, resp, _ref([-0.1] * 10), eos_id=EOS, text_before_last="a\n\nb")
     assert v.reason == "ignored_stop"
 

@@ -1,0 +1,53 @@
+"""A straightforward honest generator (Hugging Face `generate` with a KV cache) for calibration,
+tests and benchmarks: what an honest miner's answer looks like, independent of the miner's
+engine, so the verifier is calibrated against more than one implementation.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from protocol import GenerateRequest, GenerateResponse, Timings, TokenLogprob, Usage
+from subnet.engine.loading import LoadedExpert
+from subnet.engine.prompt import encode_prompt
+
+
+@torch.inference_mode()
+def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateResponse:
+    tok = expert.tokenizer
+    prompt = encode_prompt(tok, req)
+    t0 = time.perf_counter()
+    kwargs = dict(max_new_tokens=req.max_tokens, do_sample=req.temperature > 0)
+    if req.temperature > 0:
+        torch.manual_seed(req.seed or 0)
+        kwargs.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
+    out = expert.model.generate(
+        torch.tensor([prompt]),
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+        output_logits=True,
+        return_dict_in_generate=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **kwargs,
+    )
+    ids = out.sequences[0, len(prompt) :].tolist()
+    lps = []
+    for step, t in zip(out.logits, ids, strict=False):
+        lps.append(float(torch.log_softmax(step[0].float(), -1)[t]))
+    ids = ids[: len(lps)]
+    finish = "eos" if ids and ids[-1] == tok.eos_token_id else "length"
+    if finish == "length" and len(ids) < req.max_tokens:
+        finish = "stop"
+    ms = (time.perf_counter() - t0) * 1000
+    return GenerateResponse(
+        request_id=req.request_id,
+        model=expert.card.model_id,
+        token_ids=tuple(ids),
+        text=tok.decode(ids),
+        finish_reason=finish,
+        usage=Usage(len(prompt), len(ids)),
+        logprobs=tuple(TokenLogprob(t, min(0.0, lp)) for t, lp in zip(ids, lps, strict=True)),
+        timings=Timings(ttft_ms=0.0, total_ms=ms),
+    )
