@@ -1,0 +1,75 @@
+"""`dmoe localnet` configuration: one frozen dataclass, parsed once in `neurons/localnet.py`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from subnet.config import ConfigError
+
+DEFAULT_DATA_DIR = Path(".data/localnet")
+
+
+@dataclass(frozen=True)
+class LocalnetConfig:
+    data_dir: Path = DEFAULT_DATA_DIR  # chain db, wallets, logs, validator state, history, plot
+    miners: int = 3  # honest miners; they alternate the offline experts (code, math, code, ...)
+    validators: int = 2
+    block_time: float = 0.25  # seconds per block (subtensor: 12)
+    tempo: int = 20  # blocks per epoch
+    epochs: int = 4  # stop after this many epochs with every neuron up (0: run until Ctrl-C)
+    stake_tao: float = 1000.0  # stake each validator adds to its hotkey
+    experts_dir: Path | None = None  # tiny experts cache (default: DATA_DIR/../experts)
+    experts_size: str = "default"  # "default" (~1 min to build) or "test" (seconds)
+    dashboard: bool = True  # live terminal table; off prints one line per epoch
+    fresh: bool = False  # wipe DATA_DIR first instead of resuming from it
+    debug: bool = False
+
+    @property
+    def experts_path(self) -> Path:
+        return self.experts_dir or self.data_dir.parent / "experts"
+
+
+def add_localnet_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="resumes from here")
+    p.add_argument("--miners", type=int, default=3)
+    p.add_argument("--validators", type=int, default=2)
+    p.add_argument("--block-time", type=float, default=0.25, help="seconds per block")
+    p.add_argument("--tempo", type=int, default=20, help="blocks per epoch")
+    p.add_argument("--epochs", type=int, default=4, help="stop after N epochs; 0 = until Ctrl-C")
+    p.add_argument("--stake", type=float, default=1000.0, help="TAO each validator stakes")
+    p.add_argument("--experts-dir", type=Path, default=None, help="tiny experts cache")
+    p.add_argument("--experts-size", choices=["default", "test"], default="default")
+    p.add_argument("--no-dashboard", action="store_true", help="plain log lines instead")
+    p.add_argument("--fresh", action="store_true", help="wipe the data dir and start over")
+    p.add_argument("--logging.debug", dest="debug", action="store_true")
+
+
+def localnet_config_from_args(a: argparse.Namespace) -> LocalnetConfig:
+    if not 1 <= a.miners <= 32:
+        raise ConfigError(f"--miners must be in [1, 32], got {a.miners}")
+    if not 1 <= a.validators <= 16:
+        raise ConfigError(f"--validators must be in [1, 16], got {a.validators}")
+    if not 0.05 <= a.block_time <= 12:
+        raise ConfigError(f"--block-time must be in [0.05, 12] seconds, got {a.block_time}")
+    if not 5 <= a.tempo <= 1000:
+        raise ConfigError(f"--tempo must be in [5, 1000] blocks, got {a.tempo}")
+    if a.epochs < 0:
+        raise ConfigError("--epochs must be >= 0 (0 runs until Ctrl-C)")
+    if a.stake <= 0:
+        raise ConfigError("--stake must be > 0 TAO")
+    return LocalnetConfig(
+        data_dir=a.data_dir.expanduser().resolve(),
+        miners=a.miners,
+        validators=a.validators,
+        block_time=a.block_time,
+        tempo=a.tempo,
+        epochs=a.epochs,
+        stake_tao=a.stake,
+        experts_dir=a.experts_dir.expanduser().resolve() if a.experts_dir else None,
+        experts_size=a.experts_size,
+        dashboard=not a.no_dashboard,
+        fresh=a.fresh,
+        debug=a.debug,
+    )

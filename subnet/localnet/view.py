@@ -1,0 +1,257 @@
+"""The localnet's layout on disk (ports, wallets, roles) and the views built from a metagraph.
+
+`LocalnetLayout` is what makes a run resumable: it is written to `DATA_DIR/localnet.json` once and
+reused, so the chain, miners and validators come back on the same ports with the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from subnet.localnet import history as hist
+from subnet.localnet.config import LocalnetConfig
+from subnet.localnet.dashboard import DashRow, NetView
+
+log = logging.getLogger(__name__)
+
+EXPERT_CYCLE = ("code", "math")
+
+
+@dataclass
+class NeuronInfo:
+    name: str  # wallet name, also the process and log name
+    role: str  # "miner" | "validator"
+    port: int  # miner: axon port; validator: gateway port
+    expert: str = "-"  # miners: which offline expert they serve
+    metrics_port: int = 0
+    hotkey: str = ""
+
+
+@dataclass
+class LocalnetLayout:
+    data_dir: Path
+    chain_port: int
+    neurons: list[NeuronInfo] = field(default_factory=list)
+    netuid: int | None = None
+    owner_hotkey: str = ""
+
+    @property
+    def chain_endpoint(self) -> str:
+        return f"localchain://127.0.0.1:{self.chain_port}"
+
+    @property
+    def chain_http(self) -> str:
+        return f"http://127.0.0.1:{self.chain_port}"
+
+    @property
+    def wallet_dir(self) -> Path:
+        return self.data_dir / "wallets"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / "localnet.json"
+
+    @classmethod
+    def load_or_new(cls, cfg: LocalnetConfig, free_port: Callable[[], int]) -> LocalnetLayout:
+        path = cfg.data_dir / "localnet.json"
+        if path.exists():
+            raw = json.loads(path.read_text())
+            lay = cls(
+                data_dir=cfg.data_dir,
+                chain_port=raw["chain_port"],
+                neurons=[NeuronInfo(**n) for n in raw["neurons"]],
+                netuid=raw.get("netuid"),
+                owner_hotkey=raw.get("owner_hotkey", ""),
+            )
+            roles = [n.role for n in lay.neurons]
+            if roles.count("miner") == cfg.miners and roles.count("validator") == cfg.validators:
+                return lay
+            raise ValueError(
+                f"{cfg.data_dir} holds a localnet with {roles.count('miner')} miners and "
+                f"{roles.count('validator')} validators; pass the same counts, or --fresh to start over"
+            )
+        neurons = [
+            NeuronInfo(f"validator-{i + 1}", "validator", free_port())
+            for i in range(cfg.validators)
+        ]
+        neurons += [
+            NeuronInfo(
+                f"miner-{i + 1}", "miner", free_port(), expert=EXPERT_CYCLE[i % len(EXPERT_CYCLE)]
+            )
+            for i in range(cfg.miners)
+        ]
+        lay = cls(data_dir=cfg.data_dir, chain_port=free_port(), neurons=neurons)
+        lay.save()
+        return lay
+
+    def save(self) -> None:
+        raw = {
+            "chain_port": self.chain_port,
+            "neurons": [asdict(n) for n in self.neurons],
+            "netuid": self.netuid,
+            "owner_hotkey": self.owner_hotkey,
+        }
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(raw, indent=1))
+        tmp.replace(self.path)
+
+    def env(self) -> dict[str, str]:
+        """Environment for child processes: SDK caches inside the data dir, never in $HOME."""
+        cache = self.data_dir / "btcli"
+        cache.mkdir(parents=True, exist_ok=True)
+        return {
+            "BTCLI_CONFIG": str(cache / "btcli.json"),
+            "BTCLI_TOKEN_SYMBOLS_CACHE": str(cache / "token_symbols.json"),
+            "BTCLI_SUBNET_NAMES_CACHE": str(cache / "subnet_names.json"),
+            "PYTHONUNBUFFERED": "1",
+            # Two cores are shared by every process: one torch thread each keeps them responsive.
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+
+    def neuron_args(self, n: NeuronInfo, cfg: LocalnetConfig) -> list[str]:
+        common = [
+            "--netuid",
+            str(self.netuid),
+            "--wallet.name",
+            n.name,
+            "--wallet.hotkey",
+            "default",
+            "--wallet.path",
+            str(self.wallet_dir),
+            "--subtensor.network",
+            "local",
+            "--subtensor.chain_endpoint",
+            self.chain_endpoint,
+        ]
+        if cfg.debug:
+            common.append("--logging.debug")
+        if n.role == "miner":
+            return [
+                "miner",
+                *common,
+                "--axon.port",
+                str(n.port),
+                "--expert",
+                n.expert,
+                "--experts.dir",
+                str(cfg.experts_path),
+                "--metagraph-refresh-s",
+                str(max(2.0, cfg.block_time * cfg.tempo / 2)),
+            ]
+        return [
+            "validator",
+            *common,
+            "--gateway.port",
+            str(n.port),
+            "--state.dir",
+            str(self.data_dir / n.name),
+            "--experts.dir",
+            str(cfg.experts_path),
+        ]
+
+    def by_hotkey(self) -> dict[str, NeuronInfo]:
+        return {n.hotkey: n for n in self.neurons if n.hotkey}
+
+
+def _role(hotkey: str, layout: LocalnetLayout) -> tuple[str, str, str]:
+    if hotkey == layout.owner_hotkey:
+        return "owner", "owner", "-"
+    n = layout.by_hotkey().get(hotkey)
+    if n is None:
+        return "other", hotkey[:8], "-"
+    return n.role, n.name, n.expert
+
+
+def epoch_row(mg: Any, layout: LocalnetLayout, epoch: int) -> hist.EpochRow:
+    uids = []
+    for nrn in mg.neurons:
+        role, label, expert = _role(nrn.hotkey, layout)
+        uids.append(
+            hist.UidRow(
+                uid=nrn.uid,
+                hotkey=nrn.hotkey,
+                role=role,
+                label=label if expert == "-" else f"{label} ({expert})",
+                incentive=float(nrn.incentive),
+                dividends=float(nrn.dividends),
+                emission_rao=int(nrn.emission.rao),
+                stake_rao=int(nrn.total_stake.rao),
+                validator_permit=bool(nrn.validator_permit),
+            )
+        )
+    return hist.EpochRow(epoch=epoch, block=mg.block, uids=tuple(uids))
+
+
+async def _validator_stats(http: aiohttp.ClientSession, layout: LocalnetLayout) -> dict[str, dict]:
+    """Per-miner-hotkey stats merged over validators, from each gateway's public /v1/status."""
+    merged: dict[str, dict] = {}
+    for n in layout.neurons:
+        if n.role != "validator":
+            continue
+        try:
+            timeout = aiohttp.ClientTimeout(total=1.5)
+            async with http.get(f"http://127.0.0.1:{n.port}/v1/status", timeout=timeout) as r:
+                if r.status != 200:
+                    continue
+                data = await r.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            continue
+        for hk, s in (data.get("miners") or {}).items():
+            m = merged.setdefault(hk, {"requests": 0, "verified": 0, "tps": [], "score": []})
+            m["requests"] += int(s.get("requests", 0))
+            m["verified"] += int(s.get("verified", 0))
+            if s.get("tokens_per_s") is not None:
+                m["tps"].append(float(s["tokens_per_s"]))
+            if s.get("score") is not None:
+                m["score"].append(float(s["score"]))
+    return merged
+
+
+async def collect_view(
+    mg: Any, layout: LocalnetLayout, http: aiohttp.ClientSession, epochs: int, target: int
+) -> NetView:
+    stats = await _validator_stats(http, layout)
+    rows = []
+    for nrn in mg.neurons:
+        role, label, expert = _role(nrn.hotkey, layout)
+        s = stats.get(nrn.hotkey)
+        rows.append(
+            DashRow(
+                uid=nrn.uid,
+                role=role,
+                label=label,
+                expert=expert,
+                requests=s["requests"] if s else None,
+                verified_rate=(s["verified"] / s["requests"]) if s and s["requests"] else None,
+                tokens_per_s=(sum(s["tps"]) / len(s["tps"])) if s and s["tps"] else None,
+                score=(sum(s["score"]) / len(s["score"])) if s and s["score"] else None,
+                incentive=float(nrn.incentive),
+                dividends=float(nrn.dividends),
+                emission_rao=int(nrn.emission.rao),
+                stake_rao=int(nrn.total_stake.rao),
+                serving=role != "miner" or nrn.axon is not None,
+            )
+        )
+    return NetView(
+        netuid=mg.netuid,
+        block=mg.block,
+        tempo=mg.tempo,
+        blocks_until_epoch=max(0, mg.tempo - mg.blocks_since_last_step),
+        epochs_done=epochs,
+        epochs_target=target or None,
+        rows=tuple(rows),
+        note=f"logs: {layout.log_dir}   Ctrl-C stops everything",
+    )
