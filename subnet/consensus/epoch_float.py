@@ -20,14 +20,20 @@ def _dense(rows: list[SparseRow], uids: np.ndarray, n: int) -> tuple[np.ndarray,
     """Rows `uids` of a sparse u16 matrix as (values, present) dense blocks of width n."""
     values = np.zeros((len(uids), n))
     present = np.zeros((len(uids), n), dtype=bool)
-    for r, uid in enumerate(uids):
-        row = rows[uid]
-        if len(row) == 0:
-            continue
-        arr = np.asarray(row, dtype=np.int64).reshape(-1, 2)
-        arr = arr[(arr[:, 0] >= 0) & (arr[:, 0] < n)]
-        values[r, arr[:, 0]] = arr[:, 1]
-        present[r, arr[:, 0]] = True
+    parts = [np.asarray(rows[uid], dtype=np.int64).reshape(-1, 2) for uid in uids]
+    if not parts:
+        return values, present
+    flat = np.concatenate(parts)
+    if not len(flat):
+        return values, present
+    which = np.repeat(np.arange(len(uids)) * n, [len(p) for p in parts])
+    cols, vals = flat[:, 0], flat[:, 1]
+    if cols.min() < 0 or cols.max() >= n:  # the chain ignores uids >= n
+        keep = (cols >= 0) & (cols < n)
+        which, cols, vals = which[keep], cols[keep], vals[keep]
+    at = which + cols  # flat indices: one scatter instead of 2-D fancy indexing
+    values.ravel()[at] = vals
+    present.ravel()[at] = True
     return values, present
 
 
@@ -50,14 +56,33 @@ def _to_u16(x: np.ndarray) -> list[int]:
     return np.clip(np.floor(x * U16_MAX), 0, U16_MAX).astype(np.int64).tolist()
 
 
-def _sparse_rows(values: np.ndarray, present: np.ndarray, uids, n: int, dtype) -> list:
-    """Dense block back to one (k, 2) array per uid (empty for uids outside the block)."""
-    empty = np.zeros((0, 2), dtype=dtype)
-    rows = [empty] * n
-    for r, uid in enumerate(uids):
-        cols = np.flatnonzero(present[r])
-        rows[uid] = np.column_stack((cols, values[r, cols])).astype(dtype)
-    return rows
+def _sparse_rows(
+    values: np.ndarray,
+    to_store: np.ndarray,
+    present: np.ndarray,
+    uids: np.ndarray,
+    n: int,
+    keep_rows: np.ndarray,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Dense bond blocks back to per-uid (k, 2) rows: (`values` for all rows, `to_store` as
+    u16 only where `keep_rows`); uids outside the block get empty rows."""
+    floats = [np.zeros((0, 2))] * n
+    stored = [np.zeros((0, 2), dtype=np.int64)] * n
+    if len(uids) == 0:
+        return floats, stored
+    r, c = np.nonzero(present)  # row-major: each row's columns come out ascending
+    v = values[r, c]
+    u = v if to_store is values else to_store[r, c]
+    pairs_f = np.column_stack((c, v))
+    pairs_u = np.column_stack((c, np.clip(np.floor(u * U16_MAX), 0, U16_MAX).astype(np.int64)))
+    ends = np.cumsum(np.bincount(r, minlength=len(uids)))[:-1]
+    for k, (f_row, u_row) in enumerate(
+        zip(np.split(pairs_f, ends), np.split(pairs_u, ends), strict=True)
+    ):
+        floats[uids[k]] = f_row
+        if keep_rows[k]:
+            stored[uids[k]] = u_row
+    return floats, stored
 
 
 def weighted_median_cols(stake: np.ndarray, scores: np.ndarray, kappa: float) -> np.ndarray:
@@ -68,12 +93,14 @@ def weighted_median_cols(stake: np.ndarray, scores: np.ndarray, kappa: float) ->
     """
     if scores.shape[0] == 0:
         return np.zeros(scores.shape[1])
-    order = np.argsort(-scores, axis=0, kind="stable")
-    cum = np.cumsum(stake[order], axis=0)
+    # Columns as contiguous rows; order among equal scores cannot change the value returned.
+    by_col = np.ascontiguousarray(scores.T)
+    order = np.argsort(-by_col, axis=1)
+    cum = np.cumsum(stake[order], axis=1)
     ok = cum >= kappa
-    pos = np.where(ok.any(axis=0), ok.argmax(axis=0), scores.shape[0] - 1)
+    pos = np.where(ok.any(axis=1), ok.argmax(axis=1), scores.shape[0] - 1)
     cols = np.arange(scores.shape[1])
-    return scores[order[pos, cols], cols]
+    return by_col[cols, order[cols, pos]]
 
 
 def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> EpochResult:
@@ -195,9 +222,8 @@ def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> Ep
         col_max = ema.max(axis=0, initial=0.0)
         store = np.divide(ema, col_max, out=ema.copy(), where=col_max != 0)
 
-    store_u16 = np.clip(np.floor(store * U16_MAX), 0, U16_MAX)
-    keep_rows = new_permit[uids]
-    new_bonds = _sparse_rows(store_u16, ema_has & keep_rows[:, None], uids, n, np.int64)
+    # Yuma 2 stores the max-upscaled bonds, Yuma 3 the bonds themselves.
+    bonds_rows, new_bonds = _sparse_rows(ema, store, ema_has, uids, n, new_permit[uids])
 
     combined = incentive + dividends
     esum = combined.sum()
@@ -230,7 +256,7 @@ def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> Ep
         dividends=dividends,
         pruning_scores=combined_n,
         new_validator_permits=new_permit.tolist(),
-        bonds=_sparse_rows(ema, ema_has, uids, n, np.float64),
+        bonds=bonds_rows,
         new_bonds=new_bonds,
         server_emission=rao(server),
         validator_emission=rao(validator),
