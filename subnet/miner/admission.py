@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Peer:
     uid: int
-    stake: float  # total stake (alpha-equivalent units as the metagraph reports them)
+    stake: float  # the metagraph's total_stake in whole units (rao / 1e9; alpha on dTAO)
     validator_permit: bool
 
 

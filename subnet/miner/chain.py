@@ -35,7 +35,7 @@ async def fetch_snapshot(client: bt.Client, netuid: int) -> MetagraphSnapshot:
     )
     peers = {
         n.hotkey: Peer(
-            uid=n.uid, stake=float(n.total_stake.tao), validator_permit=bool(n.validator_permit)
+            uid=n.uid, stake=n.total_stake.rao / 1e9, validator_permit=bool(n.validator_permit)
         )
         for n in mg.neurons
     }
