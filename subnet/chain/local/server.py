@@ -30,12 +30,14 @@ log = logging.getLogger(__name__)
 
 API_KEY = web.AppKey("chain_api", ChainApi)
 SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet)
+LIMIT_KEY = web.AppKey("max_request_bytes", int)
 
 
 def create_app(api: ChainApi, max_request_bytes: int) -> web.Application:
     app = web.Application(client_max_size=max_request_bytes)
     app[API_KEY] = api
     app[SOCKETS_KEY] = weakref.WeakSet()
+    app[LIMIT_KEY] = max_request_bytes
     app.router.add_post("/rpc", rpc)
     app.router.add_get("/blocks", blocks)
     app.router.add_get("/health", health)
@@ -47,8 +49,9 @@ async def rpc(request: web.Request) -> web.StreamResponse:
     api = request.app[API_KEY]
     try:
         raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as err:
-        return error_response(413, "too_large", f"request body over {err.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[LIMIT_KEY]
+        return error_response(413, "too_large", f"request body over {limit} bytes")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -72,13 +75,19 @@ async def blocks(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=10.0)
     await ws.prepare(request)
     request.app[SOCKETS_KEY].add(ws)
-    seen = chain.block
-    try:
+
+    async def pump() -> None:
+        seen = chain.block
         while not ws.closed:
             seen = await chain.wait_block(seen)
             await ws.send_json({"number": seen})
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+
+    task = asyncio.create_task(pump())
+    try:
+        async for _ in ws:  # ends when the client or the server's shutdown closes the socket
+            pass
+    finally:
+        task.cancel()
     return ws
 
 

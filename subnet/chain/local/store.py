@@ -129,7 +129,8 @@ class Store:
         db = self.db
         state = ChainState(block=int(self.get_meta("block") or 0))
         for ss58, free, nonce in db.execute("SELECT ss58, free, nonce FROM accounts"):
-            state.balances[ss58] = free
+            if free:  # hotkeys that only sign (nonce rows) hold no balance entry live either
+                state.balances[ss58] = free
             if nonce:
                 state.nonces[ss58] = nonce
         state.owners.update(db.execute("SELECT hotkey, coldkey FROM owners"))

@@ -43,8 +43,9 @@ def register_network(state: ChainState, genesis: Genesis, signer: str, p: dict) 
     state.subnets[netuid] = sn
     state.owners[hotkey] = signer
     state.touch("owner", hotkey)
-    _append(sn, Neuron(hotkey, signer, state.block, state.block))
+    state.touch("neuron", (netuid, _append(sn, Neuron(hotkey, signer, state.block, state.block))))
     state.touch("subnet", netuid)
+    state.touch("epoch", netuid)
     return [event("SubtensorModule", "NetworkAdded", [netuid, 0])]
 
 
@@ -99,6 +100,7 @@ def burned_register(state: ChainState, genesis: Genesis, signer: str, p: dict) -
     neuron = Neuron(hotkey, signer, state.block, state.block)
     if replace_uid is None:
         uid = _append(sn, neuron)
+        state.touch("epoch", sn.netuid)
     else:
         uid = replace_uid
         del sn.uids[sn.neurons[uid].hotkey]
