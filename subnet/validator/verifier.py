@@ -153,6 +153,10 @@ class Verifier:
             if expert is not None and len(prompt) + len(ids) > expert.card.max_context:
                 verdicts[i] = Verdict.fail("bad_shape", "prompt + answer exceed the context")
                 continue
+            if any(t >= len(tok) for t in ids):
+                # Would index past the embedding table: refuse before it reaches the model.
+                verdicts[i] = Verdict.fail("bad_shape", "token id outside the vocabulary")
+                continue
             verdicts[i] = precheck(
                 item.request,
                 item.response,

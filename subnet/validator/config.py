@@ -1,0 +1,118 @@
+"""The validator's configuration: common subnet flags plus loop, weights and gateway settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from subnet.config import CommonConfig, ConfigError, add_common_args, common_from_args
+from subnet.validator.router import RouterConfig
+from subnet.validator.sampling import SamplingConfig
+from subnet.validator.scoring import ScoringConfig
+from subnet.validator.weights import WeightsConfig
+
+DEFAULT_STATE_DIR = "~/.dmoe/validator"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    step_s: float = 12.0  # one scoring step per this many seconds (about a block on finney)
+    query_timeout_s: float = 30.0  # one generation, end to end
+    first_token_timeout_s: float = 10.0  # no byte for this long = timeout
+    metagraph_refresh_s: float = 60.0
+    chain_timeout_s: float = 30.0  # any single chain read
+    card_timeout_s: float = 5.0  # GET /v1/card when the chain holds no card
+    seed: int | None = None  # task randomness; None = fresh entropy (tests pass a number)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    port: int | None = None  # --gateway.port; None = no gateway
+    host: str = "127.0.0.1"  # --gateway.host
+    api_keys: tuple[str, ...] = ()  # --gateway.api_keys (comma list) / DMOE_API_KEYS
+    requests_per_minute: float = 60.0  # per key
+    burst: int = 10  # requests a key may send at once before the rate applies
+    max_body_bytes: int = 1 << 20
+    max_tokens_cap: int = 512  # larger max_tokens are refused (400)
+    verify_share: float = 0.1  # share of organic answers verified like synthetic ones
+    request_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ValidatorConfig:
+    common: CommonConfig
+    experts_dir: Path | None = None  # reference experts; None = build/reuse the tiny experts
+    state_path: Path = Path(DEFAULT_STATE_DIR).expanduser() / "state.json"
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    router: RouterConfig = field(default_factory=RouterConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+
+
+def add_validator_args(parser: argparse.ArgumentParser) -> None:
+    add_common_args(parser, axon=False)
+    g = parser.add_argument_group("validator")
+    g.add_argument("--dry-run", action="store_true", help="score and log weights, never set them")
+    g.add_argument("--experts-dir", default=None, help="reference experts (default: tiny experts)")
+    g.add_argument("--state.path", dest="state_path", default=None, help="scores file")
+    g.add_argument("--step-s", type=float, default=None, help="seconds per scoring step")
+    g.add_argument("--sample-size", type=int, default=None, help="miners queried per step")
+    g.add_argument("--gateway.port", dest="gateway_port", type=int, default=None)
+    g.add_argument("--gateway.host", dest="gateway_host", default=None)
+    g.add_argument(
+        "--gateway.api_keys",
+        dest="gateway_api_keys",
+        default=None,
+        help="comma-separated API keys (env DMOE_API_KEYS)",
+    )
+    g.add_argument("--gateway.rpm", dest="gateway_rpm", type=float, default=None)
+
+
+def validator_config_from_args(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> ValidatorConfig:
+    env = os.environ if env is None else env
+    common = common_from_args(args, env)
+    if args.step_s is not None and not 0.1 <= args.step_s <= 3600:
+        raise ConfigError(f"--step-s must be in [0.1, 3600], got {args.step_s}")
+    if args.sample_size is not None and not 1 <= args.sample_size <= 1024:
+        raise ConfigError(f"--sample-size must be in [1, 1024], got {args.sample_size}")
+    if args.gateway_port is not None and not 0 <= args.gateway_port <= 65535:
+        raise ConfigError(f"--gateway.port must be in [0, 65535], got {args.gateway_port}")
+    keys_raw = args.gateway_api_keys or env.get("DMOE_API_KEYS", "")
+    keys = tuple(k.strip() for k in keys_raw.split(",") if k.strip())
+    if args.gateway_port is not None and not keys:
+        raise ConfigError(
+            "--gateway.port needs API keys: --gateway.api_keys K1,K2 or DMOE_API_KEYS"
+        )
+    experts = Path(args.experts_dir).expanduser() if args.experts_dir else None
+    if experts is not None and not experts.is_dir():
+        raise ConfigError(f"--experts-dir {experts} is not a directory (dmoe experts build)")
+    loop = LoopConfig(step_s=args.step_s) if args.step_s is not None else LoopConfig()
+    sampling = SamplingConfig(per_step=args.sample_size) if args.sample_size else SamplingConfig()
+    gw = GatewayConfig(
+        port=args.gateway_port,
+        host=args.gateway_host or "127.0.0.1",
+        api_keys=keys,
+        requests_per_minute=args.gateway_rpm or GatewayConfig.requests_per_minute,
+    )
+    state_path = (
+        Path(args.state_path).expanduser()
+        if args.state_path
+        else Path(DEFAULT_STATE_DIR).expanduser()
+        / f"{common.wallet.name}-{common.wallet.hotkey}-{common.netuid}.json"
+    )
+    return ValidatorConfig(
+        common=common,
+        experts_dir=experts,
+        state_path=state_path,
+        loop=loop,
+        sampling=sampling,
+        weights=WeightsConfig(dry_run=bool(args.dry_run)),
+        gateway=gw,
+    )

@@ -1,0 +1,71 @@
+"""Small builders shared by the validator tests."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from protocol import GenerateRequest, GenerateResponse, TokenLogprob, Usage
+from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
+from subnet.validator.config import LoopConfig, ValidatorConfig
+from subnet.validator.loop import Validator
+from subnet.validator.sampling import SamplingConfig
+from subnet.validator.state import StateStore
+from subnet.validator.verifier import Verifier
+
+
+def validator_config(state_path: Path, *, per_step: int = 8, seed: int = 7, netuid: int = 1):
+    common = CommonConfig(
+        netuid=netuid,
+        wallet=WalletConfig(),
+        subtensor=SubtensorConfig(),
+        axon=AxonConfig(),
+        logging=LoggingConfig(),
+    )
+    return ValidatorConfig(
+        common=common,
+        state_path=state_path,
+        loop=LoopConfig(step_s=0.1, query_timeout_s=20, first_token_timeout_s=10, seed=seed),
+        sampling=SamplingConfig(per_step=per_step),
+    )
+
+
+def make_validator(cfg, signed, registry, **kw) -> Validator:
+    return Validator(
+        cfg, signed=signed, verifier=Verifier(registry), store=StateStore(cfg.state_path), **kw
+    )
+
+
+def random_tokens(vocab: int, seed: int = 0):
+    rng = random.Random(seed)
+
+    def behaviour(req: GenerateRequest) -> GenerateResponse:
+        ids = [rng.randrange(2, vocab) for _ in range(req.max_tokens)]
+        return GenerateResponse(
+            request_id=req.request_id,
+            model="fake",
+            token_ids=tuple(ids),
+            text="",
+            finish_reason="length",
+            usage=Usage(1, len(ids)),
+            logprobs=tuple(TokenLogprob(t, -0.5) for t in ids),
+        )
+
+    return behaviour
+
+
+def replay(recorded: GenerateResponse):
+    """Answer every request with a recorded answer (to some other prompt)."""
+
+    def behaviour(req: GenerateRequest) -> GenerateResponse:
+        n = min(req.max_tokens, len(recorded.token_ids))
+        return replace(
+            recorded,
+            request_id=req.request_id,
+            token_ids=recorded.token_ids[:n],
+            logprobs=recorded.logprobs[:n],
+            finish_reason="length" if n == req.max_tokens else "stop",
+        )
+
+    return behaviour
