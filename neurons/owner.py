@@ -57,7 +57,152 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS = [_add_simulate]
+def _chain_parser(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    from subnet.config import add_common_args
+
+    p = sub.add_parser(name, help=help, description=help)
+    add_common_args(p, axon=False)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _add_chain_commands(sub: argparse._SubParsersAction) -> None:
+    _chain_parser(sub, "create", "register a new subnet owned by --wallet.name").set_defaults(
+        func=_chain, op="create"
+    )
+    _chain_parser(sub, "start", "start emissions on --netuid (start_call)").set_defaults(
+        func=_chain, op="start"
+    )
+    _chain_parser(sub, "register", "burned-register --wallet.hotkey on --netuid").set_defaults(
+        func=_chain, op="register"
+    )
+    _chain_parser(sub, "status", "the metagraph of --netuid as a table").set_defaults(
+        func=_chain, op="status"
+    )
+    hp = sub.add_parser("hparams", help="read or set hyperparameters")
+    hsub = hp.add_subparsers(dest="hcmd", required=True, metavar="get|set")
+    _chain_parser(hsub, "get", "print --netuid's hyperparameters").set_defaults(
+        func=_chain, op="hparams-get"
+    )
+    p = _chain_parser(hsub, "set", "set one hyperparameter (raw chain units)")
+    p.add_argument("--name", required=True, help="e.g. tempo, kappa, weights_rate_limit")
+    p.add_argument("--value", required=True)
+    p.add_argument(
+        "--sudo-uri",
+        default=None,
+        help="sign root-only changes with this dev key URI (local chains: //Alice)",
+    )
+    p.set_defaults(func=_chain, op="hparams-set")
+
+
+def _chain(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from subnet.config import ConfigError, common_from_args
+    from subnet.owner.tools import OwnerError
+
+    try:
+        cfg = common_from_args(args)
+    except ConfigError as err:
+        print(f"dmoe owner: {err}", file=sys.stderr)
+        return 2
+    try:
+        out = asyncio.run(_chain_op(args, cfg))
+    except OwnerError as err:
+        print(f"dmoe owner {args.op}: {err}", file=sys.stderr)
+        return 1
+    except (OSError, TimeoutError) as err:
+        print(
+            f"dmoe owner {args.op}: cannot reach {cfg.subtensor.endpoint}: {err} "
+            "(is the chain running? see --subtensor.network / --subtensor.chain_endpoint)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        _print_human(args.op, out)
+    return 0
+
+
+async def _chain_op(args: argparse.Namespace, cfg) -> dict:
+    import asyncio
+
+    from subnet.chain import make_client
+    from subnet.owner import tools
+
+    client = make_client(cfg.subtensor.endpoint)
+    async with client:
+        wallet = (
+            cfg.wallet.load() if args.op in ("create", "start", "register", "hparams-set") else None
+        )
+        if args.op == "create":
+            return {"netuid": await tools.create_subnet(client, wallet)}
+        if args.op == "start":
+            await tools.start_subnet(client, wallet, cfg.netuid)
+            return {"netuid": cfg.netuid, "started": True}
+        if args.op == "register":
+            return {"netuid": cfg.netuid, "uid": await tools.register(client, wallet, cfg.netuid)}
+        if args.op == "status":
+            return await asyncio.wait_for(tools.status(client, cfg.netuid), 30)
+        if args.op == "hparams-get":
+            return await tools.get_hyperparameters(client, cfg.netuid)
+        from bittensor.sp_core import Keypair
+
+        sudo = Keypair.create_from_uri(args.sudo_uri) if args.sudo_uri else None
+        await tools.set_hyperparameter(client, wallet, cfg.netuid, args.name, args.value, sudo=sudo)
+        return {
+            "netuid": cfg.netuid,
+            args.name: (await tools.get_hyperparameters(client, cfg.netuid)).get(args.name),
+        }
+
+
+def _print_human(op: str, out: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if op == "status":
+        console.print(
+            f"subnet {out['netuid']}  block {out['block']}  tempo {out['tempo']}  "
+            f"({out['blocks_since_last_step']} blocks since the last epoch)"
+        )
+        t = Table(header_style="bold")
+        for col in (
+            "uid",
+            "hotkey",
+            "permit",
+            "stake α",
+            "incentive",
+            "dividends",
+            "emission α",
+            "axon",
+            "expert",
+        ):
+            t.add_column(col)
+        for n in out["neurons"]:
+            t.add_row(
+                str(n["uid"]),
+                n["hotkey"][:10] + "…",
+                "✓" if n["validator_permit"] else "",
+                f"{n['stake_alpha']:,.2f}",
+                f"{n['incentive']:.4f}",
+                f"{n['dividends']:.4f}",
+                f"{n['emission_alpha']:.4f}",
+                n["axon"] or "-",
+                n["expert"] or "-",
+            )
+        console.print(t)
+    elif op == "hparams-get":
+        t = Table("hyperparameter", "value", header_style="bold")
+        for k, v in sorted(out.items()):
+            t.add_row(k, str(v))
+        console.print(t)
+    else:
+        console.print(" ".join(f"{k}={v}" for k, v in out.items()))
+
+
+SUBCOMMANDS = [_add_simulate, _add_chain_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,182 @@
+"""Subnet-owner operations through the real SDK: the same code on the local chain, `test` and `finney`.
+
+Each function takes a connected `bt.Client` and returns plain data (or raises `OwnerError` with a
+message that says what to do). `dmoe owner ...` is the thin CLI over them; anything not here is
+one `dmoe btcli ...` away.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import bittensor as bt
+
+log = logging.getLogger(__name__)
+
+
+class OwnerError(RuntimeError):
+    """An owner action that failed; the message names the cause and the fix."""
+
+
+def _ok(result: Any, what: str) -> Any:
+    if not result.success:
+        raise OwnerError(f"{what} failed: {result.message}")
+    return result
+
+
+async def create_subnet(client: bt.Client, owner: bt.Wallet) -> int:
+    """Register a new subnet owned by `owner` (its coldkey pays the lock); returns the netuid."""
+    result = _ok(await client.execute(bt.RegisterSubnet(), owner), "register subnet")
+    return int(result.data["netuid"])
+
+
+async def start_subnet(client: bt.Client, owner: bt.Wallet, netuid: int) -> None:
+    """Start emissions on a registered subnet (subtensor's `start_call`)."""
+    _ok(await client.execute(bt.StartCall(netuid=netuid), owner), f"start subnet {netuid}")
+
+
+async def register(client: bt.Client, wallet: bt.Wallet, netuid: int) -> int:
+    """Burned-register `wallet`'s hotkey on `netuid`; returns its uid."""
+    _ok(await client.execute(bt.BurnedRegister(netuid=netuid), wallet), "burned register")
+    uid = await client.query(bt.storage.SubtensorModule.Uids, [netuid, wallet.hotkey.ss58_address])
+    if uid is None:
+        raise OwnerError("registration was accepted but the hotkey has no uid; check the chain log")
+    return int(uid)
+
+
+async def get_hyperparameters(client: bt.Client, netuid: int) -> dict[str, Any]:
+    hp = await client.read("subnet_hyperparameters", netuid=netuid)
+    if hp is None:
+        raise OwnerError(f"subnet {netuid} does not exist; create it with `dmoe owner create`")
+    raw = dict(hp)
+    raw.pop("hyperparameters", None)
+    return raw
+
+
+async def set_hyperparameter(
+    client: bt.Client,
+    owner: bt.Wallet,
+    netuid: int,
+    name: str,
+    value: Any,
+    *,
+    sudo: Any = None,
+) -> None:
+    """Owner-settable names go through `SetHyperparameter`; root-only ones need `sudo`.
+
+    On a local chain the sudo key is the dev key (`subnet.chain.dev_sudo_keypair()`); on `test`
+    and `finney` root-only parameters belong to the chain's governance, not to subnet owners.
+    """
+    from bittensor.intents.hyperparameters import OWNER_HYPERPARAMETERS
+
+    setter = ROOT_SETTERS.get(name)
+    if name in OWNER_HYPERPARAMETERS:
+        try:
+            intent = bt.SetHyperparameter(netuid=netuid, name=name, value=value)
+        except ValueError as err:
+            # The SDK refuses values outside the owner's bounds (e.g. tempo < 360) client-side;
+            # root may still set them, which is how a local chain gets fast epochs.
+            if sudo is None:
+                raise OwnerError(
+                    f"{err} (root may bypass owner bounds: pass --sudo on a local chain)"
+                ) from None
+            setter = OWNER_HYPERPARAMETERS[name][0]
+        else:
+            _ok(await client.execute(intent, owner), f"set {name}")
+            return
+    if setter is None:
+        known = ", ".join(sorted({*OWNER_HYPERPARAMETERS, *ROOT_SETTERS}))
+        raise OwnerError(f"unknown hyperparameter {name!r}; known: {known}")
+    if sudo is None:
+        raise OwnerError(
+            f"{name} is root-only on subtensor: pass --sudo (local chain dev key) or ask governance"
+        )
+    from bittensor import calls
+
+    inner = await client.compose(getattr(calls.AdminUtils, setter)(netuid, _as_int(name, value)))
+    _ok(await client.submit_call(calls.Sudo.sudo(call=inner), sudo), f"sudo set {name}")
+
+
+def _as_int(name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise OwnerError(f"{name} takes an integer in raw chain units, got {value!r}") from None
+
+
+# Root-only setters a local owner still wants (subtensor keeps them for governance).
+ROOT_SETTERS = {
+    "weights_rate_limit": "sudo_set_weights_set_rate_limit",
+    "kappa": "sudo_set_kappa",
+    "max_validators": "sudo_set_max_allowed_validators",
+    "activity_cutoff": "sudo_set_activity_cutoff",
+    "target_regs_per_interval": "sudo_set_target_registrations_per_interval",
+}
+
+
+@dataclass(frozen=True)
+class NeuronStatus:
+    uid: int
+    hotkey: str
+    coldkey: str
+    validator_permit: bool
+    active: bool
+    stake_alpha: float
+    incentive: float
+    dividends: float
+    consensus: float
+    trust: float
+    emission_alpha: float
+    axon: str | None
+    expert: str | None  # the model_id in the neuron's on-chain commitment, if any
+
+
+async def status(client: bt.Client, netuid: int) -> dict[str, Any]:
+    """The metagraph as plain data: subnet header + one row per uid."""
+    mg = await client.subnets.metagraph(netuid)
+    if mg is None:
+        raise OwnerError(f"subnet {netuid} does not exist")
+    rows = []
+    for n in mg.neurons:
+        rows.append(
+            NeuronStatus(
+                uid=n.uid,
+                hotkey=n.hotkey,
+                coldkey=n.coldkey,
+                validator_permit=bool(n.validator_permit),
+                active=bool(n.active),
+                stake_alpha=n.total_stake.rao / 1e9,
+                incentive=float(n.incentive),
+                dividends=float(n.dividends),
+                consensus=float(n.consensus),
+                trust=float(n.trust),
+                emission_alpha=n.emission.rao / 1e9,
+                axon=n.axon,
+                expert=_expert_of(n.commitment),
+            )
+        )
+    return {
+        "netuid": netuid,
+        "block": mg.block,
+        "tempo": mg.tempo,
+        "blocks_since_last_step": mg.blocks_since_last_step,
+        "owner_hotkey": mg.owner_hotkey,
+        "price": mg.price,
+        "neurons": [asdict(r) for r in rows],
+    }
+
+
+def _expert_of(commitment: Any) -> str | None:
+    if commitment is None or not commitment.data:
+        return None
+    import json
+
+    try:
+        card = json.loads(commitment.data)
+    except ValueError:
+        return commitment.data[:32]
+    if isinstance(card, dict):
+        return str(card.get("model_id") or card.get("m") or "?")
+    return None
