@@ -10,7 +10,7 @@ import pytest
 import torch
 from aiohttp import web
 
-from protocol import GenerateRequest, GenerateResponse, decode_json
+from protocol import GenerateChunk, GenerateRequest, GenerateResponse, decode_json
 from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
 from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
 from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
@@ -92,7 +92,9 @@ async def start_miner(vwallet):
 Behaviour = Callable[[GenerateRequest], GenerateResponse]
 
 
-async def _serve_scripted(behaviour: Behaviour, hotkey: str) -> tuple[web.AppRunner, int]:
+async def _serve_scripted(
+    behaviour: Behaviour, hotkey: str, die_mid_stream: bool
+) -> tuple[web.AppRunner, int]:
     async def generate(request: web.Request) -> web.StreamResponse:
         try:
             req = GenerateRequest.from_dict(decode_json(request[RAW_BODY]))
@@ -105,6 +107,12 @@ async def _serve_scripted(behaviour: Behaviour, hotkey: str) -> tuple[web.AppRun
             return web.json_response(resp.to_dict())
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
+        if die_mid_stream:
+            first = GenerateChunk(req.request_id, 0, resp.token_ids[:2], resp.text[:4])
+            await out.write(f"data: {json.dumps(first.to_dict())}\n\n".encode())
+            await out.drain()
+            request.transport.close()  # the miner process dies here
+            return out
         await out.write(f"event: done\ndata: {json.dumps(resp.to_dict())}\n\n".encode())
         return out
 
@@ -122,8 +130,8 @@ async def start_scripted():
     """start_scripted(behaviour, wallet, uid, card) -> MinerInfo of a scripted fake miner."""
     runners: list[web.AppRunner] = []
 
-    async def start(behaviour: Behaviour, wallet, uid: int, card) -> MinerInfo:
-        runner, port = await _serve_scripted(behaviour, wallet.hotkey.ss58_address)
+    async def start(behaviour: Behaviour, wallet, uid: int, card, die_mid_stream=False):
+        runner, port = await _serve_scripted(behaviour, wallet.hotkey.ss58_address, die_mid_stream)
         runners.append(runner)
         url = f"http://127.0.0.1:{port}"
         return MinerInfo(uid, wallet.hotkey.ss58_address, url, card)
