@@ -1,0 +1,100 @@
+"""`dmoe validator`: score miners, set weights once per tempo, and serve the OpenAI gateway.
+
+dmoe validator --netuid 1 --wallet.name W --wallet.hotkey H --subtensor.network local \\
+    [--gateway.port 8000 --gateway.api_keys sk-1] [--dry-run] [--experts-dir DIR]
+
+Reference experts (to verify answers) come from --experts-dir; without it the offline tiny
+experts are built into ~/.dmoe/experts (DMOE_EXPERTS_DIR) on first use, like the miner's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from subnet.config import ConfigError
+from subnet.validator.config import ValidatorConfig, add_validator_args, validator_config_from_args
+
+log = logging.getLogger("neurons.validator")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dmoe validator", description="score miners, set weights")
+    add_validator_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = validator_config_from_args(args)
+    except ConfigError as err:
+        print(f"dmoe validator: {err}", file=sys.stderr)
+        return 2
+    config.common.logging.apply("validator")
+    return asyncio.run(run(config))
+
+
+async def run(config: ValidatorConfig) -> int:
+    import bittensor as bt
+
+    from subnet.chain import make_client
+    from subnet.engine.experts import build_tiny_experts
+    from subnet.engine.loading import ExpertLoadError
+    from subnet.miner.config import DEFAULT_EXPERTS_DIR
+    from subnet.net import SignedClient
+    from subnet.validator.gateway import Gateway
+    from subnet.validator.loop import Validator
+    from subnet.validator.state import StateStore
+    from subnet.validator.verifier import ExpertRegistry, Verifier
+
+    experts_dir = config.experts_dir
+    if experts_dir is None:
+        experts_dir = Path(os.environ.get("DMOE_EXPERTS_DIR") or DEFAULT_EXPERTS_DIR).expanduser()
+        log.info("reference experts: tiny experts in %s (built if absent)", experts_dir)
+        await asyncio.to_thread(build_tiny_experts, experts_dir)
+    try:
+        registry = await asyncio.to_thread(ExpertRegistry.load_dir, experts_dir)
+    except ExpertLoadError as err:
+        print(f"dmoe validator: {err}", file=sys.stderr)
+        return 2
+    wallet = config.common.wallet.load()
+    try:
+        hotkey = wallet.hotkey
+    except (OSError, bt.BittensorError) as err:
+        print(f"dmoe validator: cannot load hotkey ({err}); create it with btcli", file=sys.stderr)
+        return 2
+    client = make_client(config.common.subtensor.endpoint)
+    signed = SignedClient.create(hotkey)
+    gateway = None
+    async with client:
+        validator = Validator(
+            config,
+            signed=signed,
+            verifier=Verifier(registry),
+            store=StateStore(config.state_path),
+            client=client,
+            wallet=wallet,
+        )
+        await validator.refresh_metagraph()
+        if config.gateway.port is not None:
+            gateway = Gateway(validator, config.gateway, config.router)
+            await gateway.start(config.gateway.host, config.gateway.port)
+            print(f"dmoe gateway on http://{config.gateway.host}:{gateway.port}/v1", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(
+            f"dmoe validator on subnet {config.common.netuid}: {len(validator.miners)} miners, "
+            f"state {config.state_path}{' (dry run)' if config.weights.dry_run else ''}",
+            flush=True,
+        )
+        try:
+            await validator.run(stop)
+        finally:
+            if gateway is not None:
+                await gateway.stop()
+            await signed.close()
+    return 0
