@@ -33,6 +33,8 @@ async def fetch_snapshot(client: bt.Client, netuid: int) -> MetagraphSnapshot:
     mg = await asyncio.wait_for(
         client.subnets.metagraph(netuid, commitments=False), CHAIN_TIMEOUT_S
     )
+    if mg is None:
+        raise NotRegistered(f"subnet {netuid} does not exist on this chain (check --netuid)")
     peers = {
         n.hotkey: Peer(
             uid=n.uid, stake=n.total_stake.rao / 1e9, validator_permit=bool(n.validator_permit)

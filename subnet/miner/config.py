@@ -27,6 +27,7 @@ class EngineConfig:
     max_batch: int = 32  # sequences decoded together
     max_queue: int = 64  # requests waiting for a slot before 429
     cpu_threads: int | None = 1  # torch threads on CPU (see HFEngine.create)
+    tiny_dir: Path | None = None  # set when `expert` names a tiny expert: build it there if absent
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,10 @@ def miner_config_from_args(
     common = common_from_args(args, env)
     expert = args.expert or env.get("DMOE_EXPERT") or "code"
     experts_dir = Path(args.experts_dir or env.get("DMOE_EXPERTS_DIR") or DEFAULT_EXPERTS_DIR)
+    tiny_dir = None
     if expert in ("code", "math"):
-        expert = str(experts_dir.expanduser() / expert)
+        tiny_dir = experts_dir.expanduser()
+        expert = str(tiny_dir / expert)
     if not 1 <= args.max_batch <= 1024:
         raise ConfigError(f"--max-batch must be in [1, 1024], got {args.max_batch}")
     if not 0 <= args.max_queue <= 65536:
@@ -103,6 +106,7 @@ def miner_config_from_args(
             max_batch=args.max_batch,
             max_queue=args.max_queue,
             cpu_threads=args.cpu_threads or None,
+            tiny_dir=tiny_dir,
         ),
         server=ServerConfig(
             max_new_tokens=args.max_new_tokens,

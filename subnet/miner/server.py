@@ -87,12 +87,16 @@ class MinerServer:
         if not self._fixed_snapshot:
             # Refuse to start before opening a port if the hotkey is not registered.
             await self._open_client()
-            self.gate.snapshot = await miner_chain.ensure_registered(
-                self._client,
-                self.wallet,
-                self.config.common.netuid,
-                register=self.config.register,
-            )
+            try:
+                self.gate.snapshot = await miner_chain.ensure_registered(
+                    self._client,
+                    self.wallet,
+                    self.config.common.netuid,
+                    register=self.config.register,
+                )
+            except BaseException:
+                await self._close_client()
+                raise
         await self.engine.start()
         app = create_app(
             self.engine,
@@ -148,6 +152,9 @@ class MinerServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self._close_client()
+
+    async def _close_client(self) -> None:
         if self._own_client and self._client is not None:
             await self._client.__aexit__(None, None, None)
             self._client = None

@@ -1,0 +1,69 @@
+"""`dmoe miner`: serve an expert to validators.
+
+dmoe miner --netuid 1 --wallet.name W --wallet.hotkey H --subtensor.network local \\
+    --axon.port 8091 --expert code [--register] [--min-stake X] [--no-require-permit]
+
+`--expert` is a model directory, a Hugging Face id (with --expert.revision), or `code` / `math`
+for the offline tiny experts (built into --experts.dir on first use, about a minute on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from subnet.config import ConfigError
+from subnet.miner.config import MinerConfig, add_miner_args, miner_config_from_args
+
+log = logging.getLogger("neurons.miner")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dmoe miner", description="serve an expert model")
+    add_miner_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = miner_config_from_args(args)
+    except ConfigError as err:
+        print(f"dmoe miner: {err}", file=sys.stderr)
+        return 2
+    config.common.logging.apply("miner")
+    return asyncio.run(run(config))
+
+
+async def run(config: MinerConfig) -> int:
+    import bittensor as bt
+
+    from subnet.engine.experts import CARD_FILE, build_tiny_experts
+    from subnet.engine.loading import ExpertLoadError
+    from subnet.miner.chain import ChainCallFailed, NotRegistered
+    from subnet.miner.server import MinerServer
+
+    try:
+        tiny = config.engine.tiny_dir
+        if tiny is not None and not (Path(config.engine.expert) / CARD_FILE).is_file():
+            log.info("building the tiny experts into %s (about a minute)", tiny)
+            await asyncio.to_thread(build_tiny_experts, tiny)
+        server = await asyncio.to_thread(MinerServer.create, config)
+    except ExpertLoadError as err:
+        print(f"dmoe miner: {err}", file=sys.stderr)
+        return 2
+    try:
+        await server.start()
+    except (NotRegistered, ChainCallFailed, bt.ChainError, OSError, TimeoutError) as err:
+        print(f"dmoe miner: cannot start: {err}", file=sys.stderr)
+        await server.stop()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"dmoe miner serving {server.engine.card.model_id} on {server.url}", flush=True)
+    await stop.wait()
+    log.info("shutting down: draining in-flight requests")
+    await server.stop()
+    return 0
