@@ -13,10 +13,12 @@ Tiered, cheapest first:
 
 Thresholds are calibrated on honest output of the tiny experts (float32 on CPU, greedy and
 sampled at temperature 0.7 and 1.0) by `scripts/calibrate_verify.py`; the defaults below are
-that script's recommendations with wide margins. Measured (bench_results/calibrate_verify.json):
-see CALIBRATION at the end of this docstring, updated by hand from the script's output.
-
-CALIBRATION: filled in below by the calibration run.
+that script's recommendations with wide margins. Measured (bench_results/calibrate_verify.json,
+test-size tiny experts, torch 2.13 float32 CPU, 1,200 honest answers: 900 from the miner's
+HFEngine, 300 from HF `generate`; 607 greedy, 593 sampled): 0 false positives; greedy max gap
+0.0 (threshold 0.02); max |claimed - reference| logprob 4.8e-6 (threshold 0.05); sampled z-score
+min -3.63, median 0.06 (threshold -5). Detection: random tokens 100%, another expert's answers
+under the declared card 100% (implausible_tokens / logprob_mismatch / copycat).
 """
 
 from __future__ import annotations
