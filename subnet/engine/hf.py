@@ -55,6 +55,9 @@ class _Seq:
     sent_tokens: int = 0
     sent_chars: int = 0
     searched: int = 0
+    prefix_at: int = 0  # incremental detokenizer window (see _detokenize)
+    read_at: int = 0
+    stopped: bool = False
     started: float = 0.0
     first_token: float = 0.0
 
@@ -323,24 +326,26 @@ class HFEngine:
 
     def _advance(self, logits: torch.Tensor, first: int) -> None:
         """Choose one token for rows `first..` from their logits; retire rows that finished."""
+        rows = self._rows[first:]
         logits = logits.float()
         logp = torch.log_softmax(logits, dim=-1)
-        greedy = torch.argmax(logits, dim=-1).tolist()
+        toks = torch.argmax(logits, dim=-1).tolist()
+        for j, seq in enumerate(rows):
+            if seq.req.temperature > 0:
+                toks[j] = choose(logits[j], seq.req.temperature, seq.req.top_p, seq.gen)
+        # One gather for every row's chosen log-probability (per-row indexing costs ~5 µs each).
+        chosen = logp[torch.arange(len(rows)), torch.tensor(toks)].tolist()
         now = time.monotonic()
         done: dict[int, str] = {}
-        for j, seq in enumerate(self._rows[first:]):
-            req = seq.req
-            if req.temperature > 0:
-                tok = choose(logits[j], req.temperature, req.top_p, seq.gen)
-            else:
-                tok = greedy[j]
+        for j, seq in enumerate(rows):
+            req, tok = seq.req, toks[j]
             top: tuple[tuple[int, float], ...] = ()
             if req.top_logprobs:
                 vals, idx = logp[j].topk(req.top_logprobs)
                 top = tuple(zip(idx.tolist(), vals.tolist(), strict=True))
             seq.out.append(tok)
             if req.logprobs:
-                seq.logprobs.append(TokenLogprob(tok, float(logp[j, tok]), top))
+                seq.logprobs.append(TokenLogprob(tok, chosen[j], top))
             if not seq.first_token:
                 seq.first_token = now
             reason = self._check_finish(seq, tok)
@@ -357,15 +362,30 @@ class HFEngine:
             for seq, reason in finished:
                 self._finish(seq, reason)
 
+    def _detokenize(self, seq: _Seq) -> None:
+        """Extend `seq.text` by the newly readable text (incremental: O(1) tokens per step).
+
+        Decodes a short window before the new tokens and keeps only the difference, so
+        tokenizers that merge across token boundaries (leading spaces, multi-byte characters)
+        come out the same as decoding the whole sequence.
+        """
+        dec = self.tokenizer.decode
+        before = dec(seq.out[seq.prefix_at : seq.read_at], skip_special_tokens=True)
+        after = dec(seq.out[seq.prefix_at :], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            seq.text += after[len(before) :]
+            seq.prefix_at, seq.read_at = seq.read_at, len(seq.out)
+
     def _check_finish(self, seq: _Seq, tok: int) -> str | None:
         if tok in self.eos_ids:
             return "eos"
-        seq.text = self.tokenizer.decode(seq.out, skip_special_tokens=True)
+        self._detokenize(seq)
         if seq.req.stop:
             at = find_stop(seq.text, seq.req.stop, seq.searched)
             seq.searched = len(seq.text)
             if at is not None:
                 seq.text = seq.text[:at]
+                seq.stopped = True
                 return "stop"
         if len(seq.out) >= seq.req.max_tokens:
             return "length"
@@ -390,7 +410,8 @@ class HFEngine:
     def _finish(self, seq: _Seq, reason: str) -> None:
         with self._wake:
             self._inflight -= 1
-        if reason == "eos":
+        if not seq.stopped and seq.out:
+            # Text held back by the incremental decoder (an unfinished character) goes out now.
             seq.text = self.tokenizer.decode(seq.out, skip_special_tokens=True)
         if reason in ("eos", "stop", "length"):
             self._emit(seq, final=True)

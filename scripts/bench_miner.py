@@ -1,0 +1,318 @@
+"""Benchmark the miner: continuous batching vs a naive miner vs static-batch `generate`.
+
+    .venv/bin/python scripts/bench_miner.py [--experts-dir DIR] [--levels 1,8,32,64] [--quick]
+
+On the default tiny `code` expert (built if missing), at each concurrency level C:
+- engine: C closed-loop clients on HFEngine in process (`rounds` requests each);
+- miner:  the same through the real server (btauth/1-signed HTTP, SSE streaming);
+- naive:  one `model.generate` per request under a lock, C clients at once (one request each);
+- static: `model.generate` on one left-padded batch of C prompts (the backend's ceiling).
+Every request asks for `--max-tokens` new tokens (the tiny experts never emit EOS). All paths use
+one torch thread (the engine's CPU default). Reports aggregate tokens/s and p50/p99 time to
+first token; writes bench_results/bench_miner.json. Targets at C=32: engine >= 10x naive,
+>= 0.8x static, p50 TTFT < 2x the idle (C=1) value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+_TMP = Path(tempfile.mkdtemp(prefix="bench-miner-"))
+for _var, _name in (("BTCLI_CONFIG", "c.json"), ("BTCLI_TOKEN_SYMBOLS_CACHE", "s.json"),
+                    ("BTCLI_SUBNET_NAMES_CACHE", "n.json")):  # fmt: skip
+    os.environ.setdefault(_var, str(_TMP / _name))
+
+import torch  # noqa: E402
+
+from protocol import GenerateChunk, GenerateRequest  # noqa: E402
+from subnet.engine.corpora import code_corpus  # noqa: E402
+from subnet.engine.experts import build_tiny_experts  # noqa: E402
+from subnet.engine.hf import HFEngine  # noqa: E402
+from subnet.engine.loading import load_expert  # noqa: E402
+from subnet.engine.prompt import encode_prompt  # noqa: E402
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
+
+
+def prompts(tokenizer, n: int) -> list[str]:
+    """n code prompts of 16..96 tokens, cut from the stdlib corpus at spread-out offsets."""
+    text = code_corpus(200_000)
+    out = []
+    for i in range(n):
+        start = (i * 7919) % (len(text) - 2000)
+        ids = tokenizer.encode(text[start : start + 2000], add_special_tokens=False)
+        out.append(tokenizer.decode(ids[: 16 + (i * 37) % 81]))
+    return out
+
+
+class FirstToken:
+    """A `generate` streamer that notes when the first new token arrives (first put = prompt)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.at: float | None = None
+
+    def put(self, value) -> None:
+        self.calls += 1
+        if self.calls == 2 and self.at is None:
+            self.at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+def gen_kwargs(max_tokens: int, tok) -> dict:
+    return dict(max_new_tokens=max_tokens, min_new_tokens=max_tokens, do_sample=False,
+                pad_token_id=tok.pad_token_id)  # fmt: skip
+
+
+def run_static(expert, texts: list[str], max_tokens: int) -> dict:
+    tok, model = expert.tokenizer, expert.model
+    tok.padding_side = "left"
+    batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    best = None
+    for _ in range(2):
+        streamer = FirstToken()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(**batch, streamer=streamer, **gen_kwargs(max_tokens, tok))
+        wall = time.perf_counter() - t0
+        tokens = (out.shape[1] - batch["input_ids"].shape[1]) * len(texts)
+        r = {"tokens_per_s": tokens / wall, "ttft_p50_ms": (streamer.at - t0) * 1e3,
+             "ttft_p99_ms": (streamer.at - t0) * 1e3, "requests": len(texts)}  # fmt: skip
+        if best is None or r["tokens_per_s"] > best["tokens_per_s"]:
+            best = r
+    return best
+
+
+async def run_naive(expert, texts: list[str], max_tokens: int) -> dict:
+    tok, model = expert.tokenizer, expert.model
+    lock = threading.Lock()
+    ttfts, tokens = [], 0
+
+    def one(text: str, arrived: float) -> int:
+        ids = torch.tensor([encode_prompt(tok, GenerateRequest(prompt=text))])
+        with lock, torch.inference_mode():
+            streamer = FirstToken()
+            out = model.generate(ids, streamer=streamer, **gen_kwargs(max_tokens, tok))
+        ttfts.append((streamer.at - arrived) * 1e3)
+        return out.shape[1] - ids.shape[1]
+
+    t0 = time.perf_counter()
+    counts = await asyncio.gather(*(asyncio.to_thread(one, t, t0) for t in texts))
+    tokens = sum(counts)
+    wall = time.perf_counter() - t0
+    return {"tokens_per_s": tokens / wall, "ttft_p50_ms": pct(ttfts, 0.5),
+            "ttft_p99_ms": pct(ttfts, 0.99), "requests": len(texts)}  # fmt: skip
+
+
+async def closed_loop(
+    call, texts: list[str], conc: int, rounds: int, stagger_s: float = 0.0
+) -> dict:
+    """`conc` clients, each sending `rounds` requests back to back; call(text) -> (ttft_s, n).
+
+    Client i starts at i * stagger_s / conc, so arrivals are spread over one request's duration
+    (a steady stream, as from many independent validators) rather than one synchronized burst.
+    """
+    ttfts, tokens = [], 0
+
+    async def client(i: int) -> None:
+        nonlocal tokens
+        await asyncio.sleep(i * stagger_s / conc)
+        for r in range(rounds):
+            ttft, n = await call(texts[(i * rounds + r) % len(texts)])
+            ttfts.append(ttft * 1e3)
+            tokens += n
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(conc)))
+    wall = time.perf_counter() - t0
+    return {"tokens_per_s": tokens / wall, "ttft_p50_ms": pct(ttfts, 0.5),
+            "ttft_p99_ms": pct(ttfts, 0.99), "requests": conc * rounds}  # fmt: skip
+
+
+def engine_call(engine, max_tokens: int):
+    async def call(text: str):
+        t0 = time.perf_counter()
+        first, n = None, 0
+        async for item in engine.generate(GenerateRequest(prompt=text, max_tokens=max_tokens)):
+            if isinstance(item, GenerateChunk):
+                first = first or time.perf_counter()
+            else:
+                n = item.usage.completion_tokens
+        return first - t0, n
+
+    return call
+
+
+async def with_miner(expert, max_batch: int, fn):
+    import bittensor as bt
+
+    from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
+    from subnet.miner import client as mc
+    from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
+    from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
+    from subnet.miner.server import MinerServer
+    from subnet.net import SignedClient
+
+    wallets = {}
+    for name in ("miner", "validator"):
+        w = bt.Wallet(name, "default", path=str(_TMP / "wallets"))
+        w.create_new_coldkey(use_password=False, suppress=True, overwrite=True)
+        w.create_new_hotkey(use_password=False, suppress=True, overwrite=True)
+        wallets[name] = w
+    snap = MetagraphSnapshot(1, {wallets["validator"].hotkey.ss58_address: Peer(1, 1e6, True)})
+    config = MinerConfig(
+        common=CommonConfig(
+            1, WalletConfig(), SubtensorConfig(), AxonConfig(port=0), LoggingConfig()
+        ),
+        engine=EngineConfig(expert="bench", max_batch=max_batch, max_queue=1024),
+        server=ServerConfig(policy=AdmissionPolicy(total_tokens_per_s=1e9)),
+    )
+    server = MinerServer.create(config, wallet=wallets["miner"], expert=expert, snapshot=snap)
+    await server.start()
+    client = SignedClient.create(wallets["validator"].hotkey)
+
+    def call_factory(max_tokens: int):
+        async def call(text: str):
+            t0 = time.perf_counter()
+            first, n = None, 0
+            req = GenerateRequest(prompt=text, max_tokens=max_tokens)
+            async for item in mc.generate_stream(
+                client, server.url, server.hotkey, req, timeout=600
+            ):
+                if isinstance(item, GenerateChunk):
+                    first = first or time.perf_counter()
+                else:
+                    n = item.usage.completion_tokens
+            return first - t0, n
+
+        return call
+
+    try:
+        return await fn(call_factory)
+    finally:
+        await client.close()
+        await server.stop()
+
+
+async def main_async(args) -> dict:
+    torch.set_num_threads(1)
+    paths = build_tiny_experts(Path(args.experts_dir).expanduser(), size=args.size)
+    expert = load_expert(paths["code"], device="cpu")
+    levels = [int(x) for x in args.levels.split(",")]
+    texts = prompts(expert.tokenizer, max(levels) * args.rounds)
+    results: dict[str, dict] = {}
+    max_batch = max(levels)
+
+    engine = HFEngine.create(
+        expert, max_batch=max_batch, max_queue=1024, max_prefill=args.max_prefill
+    )
+    await engine.start()
+    await closed_loop(engine_call(engine, 4), texts, 2, 1)  # warm up
+    t0 = time.perf_counter()
+    await closed_loop(engine_call(engine, args.max_tokens), texts, 1, 1)
+    one = time.perf_counter() - t0  # one request alone: the spread of the arrivals
+    stagger = one if args.stagger else 0.0
+    for c in levels:
+        results.setdefault(str(c), {})["engine"] = await closed_loop(
+            engine_call(engine, args.max_tokens), texts, c, args.rounds, stagger
+        )
+        print(f"C={c} engine {results[str(c)]['engine']}", flush=True)
+    await engine.stop()
+
+    async def miner_levels(call_factory):
+        for c in levels:
+            results[str(c)]["miner"] = await closed_loop(
+                call_factory(args.max_tokens), texts, c, args.rounds, stagger
+            )
+            print(f"C={c} miner {results[str(c)]['miner']}", flush=True)
+
+    await with_miner(expert, max_batch, miner_levels)
+
+    for c in levels:
+        results[str(c)]["static"] = run_static(expert, texts[:c], args.max_tokens)
+        naive_n = min(c, args.naive_max)
+        results[str(c)]["naive"] = await run_naive(expert, texts[:naive_n], args.max_tokens)
+        print(
+            f"C={c} static {results[str(c)]['static']} naive {results[str(c)]['naive']}", flush=True
+        )
+    return results
+
+
+def report(results: dict, args) -> dict:
+    from rich.console import Console
+    from rich.table import Table
+
+    idle = results[min(results, key=int)]["engine"]["ttft_p50_ms"]
+    table = Table(
+        title=f"bench_miner: tiny code expert ({args.size}), {args.max_tokens} new tokens"
+    )
+    for col in ("C", "path", "tok/s", "TTFT p50 ms", "TTFT p99 ms", "requests"):
+        table.add_column(col, justify="right")
+    for c, row in results.items():
+        for path in ("engine", "miner", "static", "naive"):
+            r = row[path]
+            table.add_row(c, path, f"{r['tokens_per_s']:.0f}", f"{r['ttft_p50_ms']:.1f}",
+                          f"{r['ttft_p99_ms']:.1f}", str(r["requests"]))  # fmt: skip
+    Console().print(table)
+    summary = {}
+    if "32" in results:
+        r = results["32"]
+        summary = {
+            "engine_vs_naive": r["engine"]["tokens_per_s"] / r["naive"]["tokens_per_s"],
+            "miner_vs_naive": r["miner"]["tokens_per_s"] / r["naive"]["tokens_per_s"],
+            "engine_vs_static": r["engine"]["tokens_per_s"] / r["static"]["tokens_per_s"],
+            "miner_vs_static": r["miner"]["tokens_per_s"] / r["static"]["tokens_per_s"],
+            "ttft_p50_vs_idle": r["engine"]["ttft_p50_ms"] / idle,
+            "miner_ttft_p50_vs_idle": r["miner"]["ttft_p50_ms"]
+            / results[min(results, key=int)]["miner"]["ttft_p50_ms"],
+        }
+        print("at C=32: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items()))
+        print("targets: vs_naive >= 10, vs_static >= 0.8, ttft_p50_vs_idle < 2")
+    return summary
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--experts-dir", default="~/.dmoe/experts")
+    p.add_argument("--size", default="default", choices=["default", "test"])
+    p.add_argument("--levels", default="1,8,32,64")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--max-prefill", type=int, default=8)
+    p.add_argument("--naive-max", type=int, default=32, help="cap on naive requests per level")
+    p.add_argument(
+        "--no-stagger", dest="stagger", action="store_false", help="all clients start at once"
+    )
+    p.add_argument("--quick", action="store_true", help="levels 1,8 and 16 tokens (smoke)")
+    args = p.parse_args()
+    if args.quick:
+        args.levels, args.max_tokens, args.rounds = "1,8", 16, 2
+    t0 = time.time()
+    results = asyncio.run(main_async(args))
+    summary = report(results, args)
+    out = ROOT / "bench_results" / "bench_miner.json"
+    out.parent.mkdir(exist_ok=True)
+    load = os.getloadavg()
+    out.write_text(json.dumps({"args": vars(args), "results": results, "summary": summary,
+                               "loadavg": load, "seconds": time.time() - t0}, indent=2))  # fmt: skip
+    print(f"wrote {out} (load average {load[0]:.1f}; CPU shared with other work)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
