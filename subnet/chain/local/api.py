@@ -9,13 +9,14 @@ logged once, so SDK code that probes optional storage keeps working.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from subnet.chain.local import reads, runtime
 from subnet.chain.local.calls import ComposedCall
 from subnet.chain.local.chain import LocalChain
-from subnet.chain.local.signing import Envelope
+from subnet.chain.local.signing import Envelope, SubmissionRejected
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,12 @@ class ChainApi:
             raise BadParams("params must be an object")
         try:
             return await fn(**params)
-        except TypeError as err:
+        except (BadParams, SubmissionRejected):
+            raise
+        # Params of the wrong type or shape ("block": "abc", "call": "0xzz", a dict as a block
+        # hash bound into SQLite) are the caller's error: 400, never a 500.
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError,
+                sqlite3.InterfaceError, sqlite3.ProgrammingError) as err:  # fmt: skip
             raise BadParams(f"{method}: {err}") from err
 
     def _miss(self, what: str, default: Any) -> Any:

@@ -54,7 +54,8 @@ async def rpc(request: web.Request) -> web.StreamResponse:
         return error_response(413, "too_large", f"request body over {limit} bytes")
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        # RecursionError: deeply nested JSON ("[[[[...") exhausts the decoder's stack.
         return error_response(400, "bad_json", f"request body is not JSON: {err}")
     if not isinstance(body, dict) or not isinstance(body.get("method"), str):
         return error_response(400, "bad_request", 'expected {"method": str, "params": {...}}')
