@@ -1,40 +1,24 @@
 """Fast epoch: subtensor's sparse `epoch_mechanism` vectorised in float64 numpy.
 
 Only uids that hold a weight or bond row take part in matrix work, so a 4096-uid subnet with
-256 validators costs a 256 x 4096 dense block. Sparse semantics are kept with presence masks
-(an explicit zero weight is an entry, an absent one is not), which the Yuma 3 liquid-alpha
-bond deletion and the clipping drop depend on. Matches `epoch_fixed` to ~1e-9; stored u16
-values can differ by one where the chain's truncation lands on a boundary.
+256 validators costs a 256 x 4096 dense block, and every block-sized array lives in one of
+five buffers reused through the epoch (ops run in place; kernels in `dense.py`). Sparse
+semantics are kept where they matter: an explicit zero weight is an entry and an absent one
+is not, which only the Yuma 3 liquid-alpha bond deletion can see, so presence is tracked only
+there; elsewhere an entry exists exactly where its value is > 0. Matches `epoch_fixed` to
+~1e-9; stored u16 values can differ by one where the chain's truncation lands on a boundary.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from subnet.consensus.types import U16_MAX, EpochResult, SparseRow, SubnetState, YumaParams
+from subnet.consensus.dense import block_buffers, scatter_rows, sparse_rows, weighted_median_cols
+from subnet.consensus.types import U16_MAX, EpochResult, SubnetState, YumaParams
 
 _SCALE = float(1 << 32)
-
-
-def _dense(rows: list[SparseRow], uids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows `uids` of a sparse u16 matrix as (values, present) dense blocks of width n."""
-    values = np.zeros((len(uids), n))
-    present = np.zeros((len(uids), n), dtype=bool)
-    parts = [np.asarray(rows[uid], dtype=np.int64).reshape(-1, 2) for uid in uids]
-    if not parts:
-        return values, present
-    flat = np.concatenate(parts)
-    if not len(flat):
-        return values, present
-    which = np.repeat(np.arange(len(uids)) * n, [len(p) for p in parts])
-    cols, vals = flat[:, 0], flat[:, 1]
-    if cols.min() < 0 or cols.max() >= n:  # the chain ignores uids >= n
-        keep = (cols >= 0) & (cols < n)
-        which, cols, vals = which[keep], cols[keep], vals[keep]
-    at = which + cols  # flat indices: one scatter instead of 2-D fancy indexing
-    values.ravel()[at] = vals
-    present.ravel()[at] = True
-    return values, present
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -47,69 +31,210 @@ def _quantize(x: np.ndarray) -> np.ndarray:
     return np.floor(x * _SCALE) / _SCALE
 
 
-def _col_normalize(m: np.ndarray) -> np.ndarray:
+def _col_sums(m: np.ndarray) -> np.ndarray:
+    """Column sums with 0 replaced by 1, so dividing leaves an all-zero column at zero."""
     sums = m.sum(axis=0)
-    return np.divide(m, sums, out=m.copy(), where=sums != 0)
+    sums[sums == 0] = 1.0
+    return sums
 
 
 def _to_u16(x: np.ndarray) -> list[int]:
     return np.clip(np.floor(x * U16_MAX), 0, U16_MAX).astype(np.int64).tolist()
 
 
-def _sparse_rows(
-    values: np.ndarray,
-    to_store: np.ndarray,
-    present: np.ndarray,
+def _mask_weights(
+    state: SubnetState,
     uids: np.ndarray,
-    n: int,
-    keep_rows: np.ndarray,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Dense bond blocks back to per-uid (k, 2) rows: (`values` for all rows, `to_store` as
-    u16 only where `keep_rows`); uids outside the block get empty rows."""
-    floats = [np.zeros((0, 2))] * n
-    stored = [np.zeros((0, 2), dtype=np.int64)] * n
-    if len(uids) == 0:
-        return floats, stored
-    r, c = np.nonzero(present)  # row-major: each row's columns come out ascending
-    v = values[r, c]
-    u = v if to_store is values else to_store[r, c]
-    pairs_f = np.column_stack((c, v))
-    pairs_u = np.column_stack((c, np.clip(np.floor(u * U16_MAX), 0, U16_MAX).astype(np.int64)))
-    ends = np.cumsum(np.bincount(r, minlength=len(uids)))[:-1]
-    for k, (f_row, u_row) in enumerate(
-        zip(np.split(pairs_f, ends), np.split(pairs_u, ends), strict=True)
-    ):
-        floats[uids[k]] = f_row
-        if keep_rows[k]:
-            stored[uids[k]] = u_row
-    return floats, stored
+    owner: int | None,
+    w: np.ndarray,
+    present: np.ndarray | None,
+) -> None:
+    """Drop self-weights (owner exempt), weights older than their target's registration and,
+    with commit-reveal, weights committed before it; in place on `w` (and `present`)."""
+    rows = np.arange(len(uids))
+    diag = uids != owner if owner is not None else np.ones(len(uids), dtype=bool)
+    w[rows[diag], uids[diag]] = 0.0
+    if present is not None:
+        present[rows[diag], uids[diag]] = False
+    bar = np.asarray(state.block_at_registration, dtype=np.int64)
+    if not len(bar):
+        return
+    last_update = np.asarray(state.last_update, dtype=np.int64)[uids]
+    stale_rows = [last_update[:, None] <= bar[None, :]] if (last_update <= bar.max()).any() else []
+    if state.commit_blocks is not None:
+        cbl = np.array(
+            [np.iinfo(np.int64).max if c is None else c for c in state.commit_blocks],
+            dtype=np.int64,
+        )[uids]
+        if (cbl < bar.max()).any():
+            stale_rows.append(cbl[:, None] < bar[None, :])
+    for stale in stale_rows:
+        w[stale] = 0.0
+        if present is not None:
+            present[stale] = False
 
 
-def weighted_median_cols(stake: np.ndarray, scores: np.ndarray, kappa: float) -> np.ndarray:
-    """Per column: max{x : sum of stake scoring >= x is >= kappa}, else the column minimum.
+def _liquid_ema(
+    params: YumaParams,
+    wb: np.ndarray,
+    b: np.ndarray,
+    consensus: np.ndarray,
+    x: np.ndarray,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Yuma 3 liquid alpha: per-entry sigmoid EMA rate from how far W_b is from consensus
+    (rising) or from B (falling); `x` and `out` are scratch, `out` is returned as the EMA."""
+    lo, hi = params.alpha_low / U16_MAX, params.alpha_high / U16_MAX
+    # wb, b and consensus lie in [0, 1]: the chain's clamp to [0, 1] only cuts below 0.
+    np.subtract(wb, consensus[None, :], out=x)
+    np.maximum(x, 0.0, out=x)
+    np.subtract(b, wb, out=out)
+    np.copyto(x, out, where=out > 0)  # falling: b - wb where b > wb
+    x -= 0.5
+    x *= params.alpha_sigmoid_steepness / -100.0
+    np.clip(x, -20.0, 20.0, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    np.divide(hi - lo, x, out=x)
+    x += lo
+    alphas = np.clip(x, lo, hi, out=x)
+    ema = np.subtract(1.0, alphas, out=out)
+    ema *= b
+    alphas *= wb  # >= 0, so the chain's max(., 0) is a no-op
+    ema += alphas
+    return np.minimum(ema, 1.0, out=ema)
 
-    `stake` (participants,) normalised; `scores` (participants, columns). This is the value
-    subtensor's mid-pivot quickselect returns.
-    """
-    if scores.shape[0] == 0:
-        return np.zeros(scores.shape[1])
-    # Columns as contiguous rows; order among equal scores cannot change the value returned.
-    by_col = np.ascontiguousarray(scores.T)
-    order = np.argsort(-by_col, axis=1)
-    cum = np.cumsum(stake[order], axis=1)
-    ok = cum >= kappa
-    pos = np.where(ok.any(axis=1), ok.argmax(axis=1), scores.shape[0] - 1)
-    cols = np.arange(scores.shape[1])
-    return by_col[cols, order[cols, pos]]
+
+class _BlockOut(NamedTuple):
+    consensus: np.ndarray
+    validator_trust: np.ndarray
+    trust: np.ndarray
+    incentive: np.ndarray
+    dividends: np.ndarray
+    bonds: list[np.ndarray]
+    new_bonds: list[np.ndarray]
+
+
+def _block_outputs(
+    state: SubnetState,
+    params: YumaParams,
+    owner: int | None,
+    permit: np.ndarray,
+    new_permit: np.ndarray,
+    active_stake: np.ndarray,
+    uids: np.ndarray,
+    bufs: tuple[np.ndarray, ...],
+) -> _BlockOut:
+    """Everything that needs the (uids x n) weight and bond blocks; `bufs` are four flat
+    scratch buffers of len(uids) * n (w, then the median's three, which later hold the
+    clipped weights, the bonds and the liquid-alpha rates). Nothing returned aliases them."""
+    n = state.n
+    shape = (len(uids), n)
+    w = bufs[0].reshape(shape)
+    w.fill(0.0)
+    pool = bufs[1:]
+    liquid_possible = params.yuma3 and params.liquid_alpha
+    track = liquid_possible and params.bonds_penalty in (0, U16_MAX)
+    present = np.zeros(shape, dtype=bool) if track else None
+    scatter_rows(state.weights, uids, w, present, skip=~permit[uids])
+    _mask_weights(state, uids, owner, w, present)
+    row_sums = w.sum(axis=1)
+    row_sums[row_sums == 0] = 1.0
+    w /= row_sums[:, None]
+
+    a_rows = active_stake[uids]
+    preranks = a_rows @ w if len(uids) else np.zeros(n)
+
+    # Consensus over validators with active stake; those without a block row score 0.
+    part = np.flatnonzero(active_stake > 0)
+    u = _normalize(active_stake[part])
+    row_of = np.full(n, -1, dtype=np.int64)
+    row_of[uids] = np.arange(len(uids))
+    in_block = row_of[part] >= 0
+    u_rows = np.zeros(len(uids))
+    u_rows[row_of[part[in_block]]] = u[in_block]
+    is_part = np.zeros(len(uids), dtype=bool)
+    is_part[row_of[part[in_block]]] = True
+    kappa = params.kappa / U16_MAX
+    consensus, reached = weighted_median_cols(u_rows, w, kappa, is_part, pool)
+    if not in_block.all():
+        consensus[~reached] = 0.0  # the outside rows' zeros are the column minimum
+
+    clipped = np.minimum(w, consensus[None, :], out=pool[0].reshape(shape))
+    validator_trust = np.zeros(n)
+    validator_trust[uids] = clipped.sum(axis=1)
+    ranks = a_rows @ clipped if len(uids) else np.zeros(n)
+    trust = np.divide(ranks, preranks, out=np.zeros(n), where=preranks != 0)
+    incentive = _normalize(ranks)
+
+    # W_b: clipped weights blended by the bonds penalty. Its presence (liquid alpha only):
+    # clipping drops entries above a zero consensus; a blend keeps only positive entries.
+    wb_has = present
+    if params.bonds_penalty == 0:
+        wb, spare = w, clipped
+    else:
+        if params.bonds_penalty == U16_MAX:
+            if present is not None:
+                zero_cols = np.flatnonzero(consensus == 0)
+                present[:, zero_cols] &= ~(w[:, zero_cols] > 0)
+        else:
+            clipped -= w
+            clipped *= params.bonds_penalty / U16_MAX
+            clipped += w  # w + beta * (clipped - w)
+        wb, spare = clipped, w
+
+    if state.last_mechanism_step_block:
+        last_tempo = state.last_mechanism_step_block + 1
+    else:
+        last_tempo = max(state.current_block - params.tempo, 0)
+    b = pool[1].reshape(shape)
+    b.fill(0.0)
+    scatter_rows(state.bonds, uids, b)
+    bar = np.asarray(state.block_at_registration, dtype=np.int64)
+    dropped = np.flatnonzero(last_tempo <= bar)  # bonds to uids registered since last tempo
+    if len(dropped):
+        b[:, dropped] = 0.0
+    alpha = 1.0 - params.bonds_moving_avg / 1_000_000
+    col_scale = None
+    dividends = np.zeros(n)
+
+    if params.yuma3:
+        b /= U16_MAX
+        if liquid_possible and np.any(consensus != 0):
+            if wb_has is None:
+                wb_has = wb > 0
+            ema = _liquid_ema(params, wb, b, consensus, pool[2].reshape(shape), spare)
+            if not wb_has.all():
+                ema *= wb_has  # bonds absent from W_b are deleted (sparse quirk)
+        else:
+            ema = np.multiply(wb, alpha, out=wb)
+            b *= 1 - alpha
+            ema += b  # alpha * W_b + (1 - alpha) * B
+        normed = np.divide(ema, _col_sums(ema), out=pool[2].reshape(shape))
+        dividends[uids] = (normed @ incentive) * a_rows
+    else:
+        b /= _col_sums(b)
+        delta = np.multiply(wb, a_rows[:, None], out=wb)
+        delta /= _col_sums(delta)
+        ema = np.multiply(delta, alpha, out=delta)
+        b *= 1 - alpha
+        ema += b  # alpha * delta + (1 - alpha) * B
+        ema /= _col_sums(ema)
+        dividends[uids] = ema @ incentive
+        col_scale = ema.max(axis=0, initial=0.0)  # Yuma 2 stores max-upscaled bonds
+
+    # An entry exists where its EMA is > 0 (absent W_b and B entries are 0 in the block).
+    bonds, new_bonds = sparse_rows(ema, col_scale, uids, n, new_permit[uids])
+    return _BlockOut(
+        consensus, validator_trust, trust, incentive, _normalize(dividends), bonds, new_bonds
+    )
 
 
 def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> EpochResult:
     n = state.n
     owner = state.owner_uid if state.owner_uid is not None and state.owner_uid < n else None
-    cb = state.current_block
-    bar = np.asarray(state.block_at_registration, dtype=np.int64)
     last_update = np.asarray(state.last_update, dtype=np.int64)
-    active = last_update + params.activity_cutoff >= cb
+    active = last_update + params.activity_cutoff >= state.current_block
 
     raw = np.asarray(state.stake, dtype=np.float64).copy()
     below = np.floor(raw) < params.stake_threshold
@@ -132,98 +257,12 @@ def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> Ep
     active_stake = _quantize(_normalize(np.where(active & permit, stake, 0.0)))
 
     # Block rows: every uid with a stored weight or bond row (validators, in practice).
-    uids = np.array(
-        [i for i in range(n) if len(state.weights[i]) or len(state.bonds[i])], dtype=np.int64
-    )
-    w_raw, w_has = _dense(state.weights, uids, n)
-    w_has &= permit[uids, None]
-    diag = uids != owner if owner is not None else np.ones(len(uids), dtype=bool)
-    w_has[np.arange(len(uids))[diag], uids[diag]] = False
-    w_has &= last_update[uids, None] > bar[None, :]
-    if state.commit_blocks is not None:
-        cbl = np.array(
-            [np.iinfo(np.int64).max if c is None else c for c in state.commit_blocks],
-            dtype=np.int64,
-        )
-        w_has &= ~(cbl[uids, None] < bar[None, :])
-    w = np.where(w_has, w_raw, 0.0)
-    row_sum = w.sum(axis=1, keepdims=True)
-    w = np.divide(w, row_sum, out=w, where=row_sum > 0)
-
-    a_rows = active_stake[uids]
-    preranks = a_rows @ w if len(uids) else np.zeros(n)
-
-    # Consensus over validators with active stake (rows outside the block score 0).
-    part = np.flatnonzero(active_stake > 0)
-    u = _normalize(active_stake[part])
-    row_of = np.full(n, -1, dtype=np.int64)
-    row_of[uids] = np.arange(len(uids))
-    in_block = row_of[part] >= 0
-    scores = np.zeros((len(part), n))
-    scores[in_block] = w[row_of[part[in_block]]]
-    consensus = weighted_median_cols(u, scores, params.kappa / U16_MAX)
-
-    over = w > consensus[None, :]
-    clip_has = w_has & ~(over & (consensus[None, :] <= 0))
-    clipped = np.where(clip_has, np.minimum(w, consensus[None, :]), 0.0)
-    validator_trust = np.zeros(n)
-    validator_trust[uids] = clipped.sum(axis=1)
-    ranks = a_rows @ clipped if len(uids) else np.zeros(n)
-    trust = np.divide(ranks, preranks, out=np.zeros(n), where=preranks != 0)
-    incentive = _normalize(ranks)
-
-    if params.bonds_penalty == 0:
-        wb, wb_has = w, w_has
-    elif params.bonds_penalty == U16_MAX:
-        wb, wb_has = clipped, clip_has
-    else:
-        wb = w + params.bonds_penalty / U16_MAX * (clipped - w)
-        wb_has = wb > 0
-
-    if state.last_mechanism_step_block:
-        last_tempo = state.last_mechanism_step_block + 1
-    else:
-        last_tempo = max(cb - params.tempo, 0)
-    b_raw, b_has = _dense(state.bonds, uids, n)
-    b_has &= ~(last_tempo <= bar)[None, :]
-    alpha = 1.0 - params.bonds_moving_avg / 1_000_000
-
-    if params.yuma3:
-        b = np.where(b_has, b_raw / U16_MAX, 0.0)
-        if params.liquid_alpha and np.any(consensus != 0):
-            lo, hi = params.alpha_low / U16_MAX, params.alpha_high / U16_MAX
-            diff = np.where(
-                wb >= b,
-                np.clip(wb - consensus[None, :], 0.0, 1.0),
-                np.clip(b - wb, 0.0, 1.0),
-            )
-            x = np.clip(params.alpha_sigmoid_steepness / -100.0 * (diff - 0.5), -20.0, 20.0)
-            alphas = np.clip(lo + (hi - lo) / (1.0 + np.exp(x)), lo, hi)
-            ema = np.minimum((1 - alphas) * b + np.maximum(alphas * wb, 0.0), 1.0)
-            ema_has = wb_has & (ema > 0)  # bonds absent from W_b are deleted (sparse quirk)
-        else:
-            ema = alpha * np.where(wb_has, wb, 0.0) + (1 - alpha) * b
-            ema_has = (wb_has | b_has) & (ema > 0)
-        ema = np.where(ema_has, ema, 0.0)
-        per_validator = _col_normalize(ema) @ incentive
-        dividends = np.zeros(n)
-        dividends[uids] = per_validator * a_rows
-        dividends = _normalize(dividends)
-        store = ema
-    else:
-        b = _col_normalize(np.where(b_has, b_raw, 0.0))
-        delta = _col_normalize(np.where(wb_has, wb, 0.0) * a_rows[:, None])
-        ema = alpha * delta + (1 - alpha) * b
-        ema_has = (wb_has | b_has) & (ema > 0)
-        ema = _col_normalize(np.where(ema_has, ema, 0.0))
-        dividends = np.zeros(n)
-        dividends[uids] = ema @ incentive
-        dividends = _normalize(dividends)
-        col_max = ema.max(axis=0, initial=0.0)
-        store = np.divide(ema, col_max, out=ema.copy(), where=col_max != 0)
-
-    # Yuma 2 stores the max-upscaled bonds, Yuma 3 the bonds themselves.
-    bonds_rows, new_bonds = _sparse_rows(ema, store, ema_has, uids, n, new_permit[uids])
+    has_row = np.fromiter(map(len, state.weights), dtype=np.int64, count=n) > 0
+    has_row |= np.fromiter(map(len, state.bonds), dtype=np.int64, count=n) > 0
+    uids = np.flatnonzero(has_row)
+    with block_buffers(4, len(uids) * n) as bufs:
+        blk = _block_outputs(state, params, owner, permit, new_permit, active_stake, uids, bufs)
+    consensus, validator_trust, trust, incentive, dividends = blk[:5]
 
     combined = incentive + dividends
     esum = combined.sum()
@@ -256,8 +295,8 @@ def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> Ep
         dividends=dividends,
         pruning_scores=combined_n,
         new_validator_permits=new_permit.tolist(),
-        bonds=bonds_rows,
-        new_bonds=new_bonds,
+        bonds=blk.bonds,
+        new_bonds=blk.new_bonds,
         server_emission=rao(server),
         validator_emission=rao(validator),
         emission=rao(combined_n),
