@@ -59,7 +59,8 @@ class Localnet:
     layout: LocalnetLayout
     procs: ProcessGroup = field(default_factory=ProcessGroup)
     history: list[hist.EpochRow] = field(default_factory=list)
-    owner_cuts: list[int] = field(default_factory=list)
+    epochs_this_run: int = 0
+    emission_per_block: int = 0  # alpha rao the chain mints per block for the subnet (genesis)
 
     @classmethod
     def create(cls, config: LocalnetConfig) -> Localnet:
@@ -67,7 +68,10 @@ class Localnet:
             shutil.rmtree(config.data_dir)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         layout = LocalnetLayout.load_or_new(config, _free_port)
-        net = cls(config, layout)
+        from subnet.chain import Genesis
+
+        net = cls(config, layout, emission_per_block=Genesis.load().alpha_emission_rao)
+        net.history = hist.load(config.data_dir / "history.json")  # a resumed run appends
         net.procs.env.update(layout.env())
         return net
 
@@ -136,15 +140,10 @@ class Localnet:
         lay.save()
 
     async def _build_experts(self) -> None:
-        from rich.progress import Progress
-
-        from subnet.engine.experts import build_tiny_experts
+        from subnet.engine.buildbar import build_with_bar
 
         out = self.config.experts_path
-        with Progress(transient=True) as progress:
-            paths = await asyncio.to_thread(
-                build_tiny_experts, out, size=self.config.experts_size, progress=progress
-            )
+        paths = await asyncio.to_thread(build_with_bar, out, self.config.experts_size)
         log.info("experts ready: %s", {k: str(v) for k, v in paths.items()})
 
     async def _start_neurons(self) -> None:
@@ -165,7 +164,9 @@ class Localnet:
 
         console = Console()
         last_step: int | None = None
+        prev = None
         epochs = 0
+        first = len(self.history)  # epochs recorded by earlier runs in this data dir
         live = Live(console=console, refresh_per_second=2) if self.config.dashboard else None
         with live if live is not None else contextlib.nullcontext():
             async with aiohttp.ClientSession() as http:
@@ -184,33 +185,26 @@ class Localnet:
                         continue
                     if last_step is not None and mg.last_step != last_step:
                         epochs += 1
-                        row = epoch_row(mg, self.layout, epochs)
+                        row = epoch_row(mg, self.layout, first + epochs, prev, self.emission_per_block)
                         self.history.append(row)
-                        self.owner_cuts.append(await self._owner_cut(client))
                         hist.save(self.history, self.layout.data_dir / "history.json")
                         if live is None:
                             console.print(_epoch_line(row))
+                    if last_step is None or mg.last_step != last_step:
+                        prev = mg
                     last_step = mg.last_step
                     view = await collect_view(mg, self.layout, http, epochs, self.config.epochs)
                     if live is not None:
                         live.update(render(view))
+                    self.epochs_this_run = epochs
                     if self.config.epochs and epochs >= self.config.epochs:
                         return
                     await asyncio.sleep(max(0.5, self.config.block_time * 2))
 
-    async def _owner_cut(self, client: bt.Client) -> int:
-        """Alpha the owner received at the last epoch (stored by the chain as a per-subnet item)."""
-        try:
-            value = await client.query(
-                bt.storage.SubtensorModule.PendingOwnerCut, [self.layout.netuid]
-            )
-            return int(value or 0)
-        except (AttributeError, bt.ChainError):
-            return 0
-
     def _finish(self) -> hist.Summary:
         lay = self.layout
-        summary = hist.summarize(self.history, self.owner_cuts if any(self.owner_cuts) else None)
+        summary = hist.summarize(self.history)
+        summary.epochs = self.epochs_this_run
         if self.history:
             hist.plot(self.history, lay.data_dir / "incentive.png")
         return summary

@@ -22,6 +22,7 @@ from subnet.localnet.dashboard import DashRow, NetView
 log = logging.getLogger(__name__)
 
 EXPERT_CYCLE = ("code", "math")
+LOCALNET_API_KEY = "sk-localnet"  # the gateways' API key on a localnet (printed in the summary)
 
 
 @dataclass
@@ -156,10 +157,17 @@ class LocalnetLayout:
             *common,
             "--gateway.port",
             str(n.port),
-            "--state.dir",
-            str(self.data_dir / n.name),
+            "--gateway.api_keys",
+            LOCALNET_API_KEY,
+            "--state.path",
+            str(self.data_dir / n.name / "state.json"),
             "--experts.dir",
             str(cfg.experts_path),
+            # A step every ~2 blocks and a fresh metagraph every half epoch keep a short run lively.
+            "--step-s",
+            str(max(1.0, cfg.block_time * 4)),
+            "--metagraph-refresh-s",
+            str(max(2.0, cfg.block_time * cfg.tempo / 2)),
         ]
 
     def by_hotkey(self) -> dict[str, NeuronInfo]:
@@ -175,7 +183,11 @@ def _role(hotkey: str, layout: LocalnetLayout) -> tuple[str, str, str]:
     return n.role, n.name, n.expert
 
 
-def epoch_row(mg: Any, layout: LocalnetLayout, epoch: int) -> hist.EpochRow:
+def epoch_row(
+    mg: Any, layout: LocalnetLayout, epoch: int, prev: Any = None, emission_per_block: int = 0
+) -> hist.EpochRow:
+    """One epoch's outcome; with the previous epoch's metagraph, also what was minted and the
+    owner's cut (the owner hotkey's stake gain: the chain stakes the cut to it)."""
     uids = []
     for nrn in mg.neurons:
         role, label, expert = _role(nrn.hotkey, layout)
@@ -192,7 +204,16 @@ def epoch_row(mg: Any, layout: LocalnetLayout, epoch: int) -> hist.EpochRow:
                 validator_permit=bool(nrn.validator_permit),
             )
         )
-    return hist.EpochRow(epoch=epoch, block=mg.block, uids=tuple(uids))
+    minted = cut = 0
+    if prev is not None:
+        minted = (mg.last_step - prev.last_step) * emission_per_block
+        before = {n.hotkey: int(n.total_stake.rao) for n in prev.neurons}
+        owner = next((u for u in uids if u.role == "owner"), None)
+        if owner is not None and owner.hotkey in before:
+            cut = owner.stake_rao - before[owner.hotkey]
+    return hist.EpochRow(
+        epoch=epoch, block=mg.block, uids=tuple(uids), minted_rao=minted, owner_cut_rao=cut
+    )
 
 
 async def _validator_stats(http: aiohttp.ClientSession, layout: LocalnetLayout) -> dict[str, dict]:

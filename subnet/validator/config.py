@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from subnet.config import CommonConfig, ConfigError, add_common_args, common_from_args
@@ -58,9 +58,22 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
     add_common_args(parser, axon=False)
     g = parser.add_argument_group("validator")
     g.add_argument("--dry-run", action="store_true", help="score and log weights, never set them")
-    g.add_argument("--experts-dir", default=None, help="reference experts (default: tiny experts)")
+    g.add_argument(
+        "--experts.dir",
+        "--experts-dir",
+        dest="experts_dir",
+        default=None,
+        help="reference experts (default: tiny experts)",
+    )
     g.add_argument("--state.path", dest="state_path", default=None, help="scores file")
     g.add_argument("--step-s", type=float, default=None, help="seconds per scoring step")
+    g.add_argument(
+        "--metagraph-refresh-s",
+        dest="refresh_s",
+        type=float,
+        default=None,
+        help="seconds between metagraph reads (default 60)",
+    )
     g.add_argument("--sample-size", type=int, default=None, help="miners queried per step")
     g.add_argument("--gateway.port", dest="gateway_port", type=int, default=None)
     g.add_argument("--gateway.host", dest="gateway_host", default=None)
@@ -93,7 +106,13 @@ def validator_config_from_args(
     experts = Path(args.experts_dir).expanduser() if args.experts_dir else None
     if experts is not None and not experts.is_dir():
         raise ConfigError(f"--experts-dir {experts} is not a directory (dmoe experts build)")
-    loop = LoopConfig(step_s=args.step_s) if args.step_s is not None else LoopConfig()
+    if args.refresh_s is not None and not 1 <= args.refresh_s <= 3600:
+        raise ConfigError(f"--metagraph-refresh-s must be in [1, 3600], got {args.refresh_s}")
+    loop = LoopConfig()
+    if args.step_s is not None:
+        loop = replace(loop, step_s=args.step_s)
+    if args.refresh_s is not None:
+        loop = replace(loop, metagraph_refresh_s=args.refresh_s)
     sampling = SamplingConfig(per_step=args.sample_size) if args.sample_size else SamplingConfig()
     gw = GatewayConfig(
         port=args.gateway_port,

@@ -83,6 +83,7 @@ class Gateway:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/health", lambda _: web.json_response({"ok": True}))
+        app.router.add_get("/v1/status", self.status)
         return app
 
     async def start(self, host: str, port: int) -> None:
@@ -112,6 +113,11 @@ class Gateway:
                 429, "rate_limited", "too many requests for this API key", retry_after=wait
             )
         return None
+
+    async def status(self, request: web.Request) -> web.Response:
+        """Public, read-only: what this validator knows of each miner (the localnet dashboard,
+        `dmoe status`). Nothing here is secret: weights end up on chain anyway."""
+        return web.json_response(self.v.status())
 
     async def models(self, request: web.Request) -> web.Response:
         denied = self._auth(request)

@@ -71,6 +71,7 @@ class Validator:
         self.inflight: dict[int, int] = {}
         self.backoff = sampling.Backoff429(cfg.sampling)
         self.ttft_ema: dict[int, float] = {}  # for the router's hedging
+        self.tps_ema: dict[int, float] = {}  # tokens/s as measured here (status, dashboard)
         self._last_refresh = 0.0
 
     # --- miners
@@ -178,6 +179,9 @@ class Validator:
                 if r.ttft_s is not None:
                     prev = self.ttft_ema.get(r.uid, r.ttft_s)
                     self.ttft_ema[r.uid] = 0.8 * prev + 0.2 * r.ttft_s
+                if r.tokens_per_s is not None:
+                    prev = self.tps_ema.get(r.uid, r.tokens_per_s)
+                    self.tps_ema[r.uid] = 0.8 * prev + 0.2 * r.tokens_per_s
             else:
                 reason = r.status
             if reason != "ok":
@@ -220,6 +224,34 @@ class Validator:
             )
         finally:
             self.inflight[uid] -= 1
+
+    def status(self) -> dict[str, Any]:
+        """Plain-data view of what this validator knows (served at the gateway's /v1/status)."""
+        shares = self.domain_shares()
+        miners = {}
+        for uid, m in self.miners.items():
+            stats = self.state.stats.get(uid, {})
+            evidence = sum(s.evidence for s in stats.values())
+            failures = sum(s.failures for s in stats.values())
+            miners[m.hotkey] = {
+                "uid": uid,
+                "expert": m.card.model_id if m.card else None,
+                "requests": evidence,
+                "verified": max(0, evidence - failures),
+                "tokens_per_s": self.tps_ema.get(uid),
+                "ttft_s": self.ttft_ema.get(uid),
+                "score": scoring.miner_score(stats, shares, self.cfg.scoring),
+                "last_reason": max(stats.values(), key=lambda s: s.updated_at).last_reason
+                if stats
+                else None,
+            }
+        return {
+            "hotkey": self.signed.ss58_address,
+            "step": self.state.step,
+            "last_weights_block": self.state.last_weights_block,
+            "last_weights": {str(k): v for k, v in (self.state.last_weights or {}).items()},
+            "miners": miners,
+        }
 
     # --- weights
     def domain_shares(self) -> dict[str, float]:
@@ -275,9 +307,9 @@ class Validator:
         """Steps until `stop` is set. Each step is isolated: an unexpected error is logged."""
         while not stop.is_set():
             started = time.monotonic()
-            if self.client is not None and (
-                started - self._last_refresh >= self.cfg.loop.metagraph_refresh_s
-            ):
+            # With no miners known yet (a subnet still starting), look again every few seconds.
+            period = self.cfg.loop.metagraph_refresh_s if self.miners else 5.0
+            if self.client is not None and started - self._last_refresh >= period:
                 await self.refresh_metagraph()
             report = await self.step()
             log.info(

@@ -79,14 +79,15 @@ def test_summary_verdicts(tmp_path):
         1,
         20,
         (
-            _row(0, "owner", 0, 0, 180),
+            _row(0, "owner", 0, 0, 0),
             _row(1, "validator", 0, 1.0, 410),
-            _row(2, "miner", 0.6, 0, 246),
+            _row(2, "miner", 0.6, 0, 245),
             _row(3, "miner", 0.4, 0, 164),
         ),
         minted_rao=1000,
+        owner_cut_rao=180,
     )
-    s = summarize([good], owner_cut_rao_by_epoch=[180])
+    s = summarize([good])
     assert s.ok, s.checks
     bad = EpochRow(
         2,
@@ -98,7 +99,7 @@ def test_summary_verdicts(tmp_path):
         ),
         minted_rao=1000,
     )
-    s = summarize([good, bad], owner_cut_rao_by_epoch=[0, 0])
+    s = summarize([bad])
     failed = {what for what, ok, _ in s.checks if not ok}
     assert failed == {
         "every miner has non-zero incentive",

@@ -1,0 +1,91 @@
+"""`dmoe status [--data-dir DIR] [--json]`: a one-shot view of a running localnet.
+
+Reads the localnet's layout from its data directory, the metagraph from its chain and each
+validator's public `/v1/status`, and prints the same table as the live dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from subnet.localnet.config import DEFAULT_DATA_DIR
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="dmoe status", description=__doc__)
+    p.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the localnet's data dir"
+    )
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    layout_file = args.data_dir / "localnet.json"
+    if not layout_file.exists():
+        print(
+            f"dmoe status: no localnet in {args.data_dir} (start one with `dmoe localnet`, "
+            "or pass --data-dir)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        view = asyncio.run(_view(args.data_dir.resolve()))
+    except (OSError, TimeoutError) as err:
+        print(
+            f"dmoe status: the localnet's chain does not answer ({err}); is it running?",
+            file=sys.stderr,
+        )
+        return 1
+    if view is None:
+        print("dmoe status: the localnet has no subnet yet", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(asdict(view), default=str))
+    else:
+        from rich.console import Console
+
+        from subnet.localnet.dashboard import render
+
+        Console().print(render(view))
+    return 0
+
+
+async def _view(data_dir: Path):
+    import aiohttp
+
+    from subnet.chain import make_client
+    from subnet.localnet.config import LocalnetConfig
+    from subnet.localnet.history import load
+    from subnet.localnet.view import LocalnetLayout, collect_view
+
+    layout = LocalnetLayout.load_or_new(
+        LocalnetConfig(
+            data_dir=data_dir,
+            miners=_count(data_dir, "miner"),
+            validators=_count(data_dir, "validator"),
+        ),
+        lambda: 0,
+    )
+    if layout.netuid is None:
+        return None
+    client = make_client(layout.chain_endpoint)
+    async with client:
+        mg = await asyncio.wait_for(client.subnets.metagraph(layout.netuid), 10)
+        import bittensor as bt
+
+        for n in layout.neurons:
+            if not n.hotkey:
+                w = bt.Wallet(n.name, "default", path=str(layout.wallet_dir))
+                n.hotkey = w.hotkeypub.ss58_address if w.hotkeypub_file.exists_on_device() else ""
+        if not layout.owner_hotkey:
+            layout.owner_hotkey = mg.owner_hotkey
+        async with aiohttp.ClientSession() as http:
+            return await collect_view(mg, layout, http, len(load(data_dir / "history.json")), 0)
+
+
+def _count(data_dir: Path, role: str) -> int:
+    raw = json.loads((data_dir / "localnet.json").read_text())
+    return sum(1 for n in raw["neurons"] if n["role"] == role)
