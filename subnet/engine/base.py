@@ -73,12 +73,18 @@ class GenerationHandle:
         self._cancelled = threading.Event()
         self.response: GenerateResponse | None = None
 
-    # --- worker side
+    # --- worker side (thread-safe)
     def push(self, chunk: GenerateChunk) -> None:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
 
     def finish(self, response: GenerateResponse) -> None:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, response)
+
+    @staticmethod
+    def deliver_all(items: list[tuple[GenerationHandle, GenerateChunk | GenerateResponse]]) -> None:
+        """Event-loop side of a batched hand-over: one loop wake-up for a whole decode step."""
+        for handle, item in items:
+            handle._queue.put_nowait(item)
 
     @property
     def cancelled(self) -> bool:

@@ -94,6 +94,8 @@ class HFEngine:
         self._scores: deque[_ScoreJob] = deque()
         self._rows: list[_Seq] = []
         self._inflight = 0  # submitted and not yet finished (guarded by _wake)
+        # Chunks and responses made during a step, handed to the event loop in one call.
+        self._outbox: list[tuple[GenerationHandle, GenerateChunk | GenerateResponse]] = []
         self._batch = KVBatch()
         self._wake = threading.Condition()
         self._running = False
@@ -233,6 +235,7 @@ class HFEngine:
                 self._scores.clear()
             try:
                 self._step(newcomers, scores)
+                self._flush()
             except Exception as err:  # a model failure must not kill the worker silently
                 log.exception("engine step failed; failing the running batch")
                 for job in scores:
@@ -241,8 +244,18 @@ class HFEngine:
                 for seq in self._rows + newcomers:
                     self._finish(seq, "error")
                 self._rows, self._batch = [], KVBatch()
+                self._flush()
         for seq in self._rows + list(self._pending):
             self._finish(seq, "cancelled")
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._outbox and self._loop is not None:
+            items, self._outbox = self._outbox, []
+            try:
+                self._loop.call_soon_threadsafe(GenerationHandle.deliver_all, items)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                log.debug("dropped %d outputs after the event loop closed", len(items))
 
     def _step(self, newcomers: list[_Seq], scores: list[_ScoreJob]) -> None:
         self._drop_cancelled()
@@ -405,7 +418,7 @@ class HFEngine:
         )
         seq.sent_tokens = len(seq.out)
         seq.sent_chars = max(end, seq.sent_chars)
-        seq.handle.push(chunk)
+        self._outbox.append((seq.handle, chunk))
 
     def _finish(self, seq: _Seq, reason: str) -> None:
         with self._wake:
@@ -417,19 +430,22 @@ class HFEngine:
             self._emit(seq, final=True)
         now = time.monotonic()
         ms = 1000.0
-        seq.handle.finish(
-            GenerateResponse(
-                request_id=seq.req.request_id,
-                model=self.card.model_id,
-                token_ids=tuple(seq.out),
-                text=seq.text,
-                finish_reason=reason,
-                usage=Usage(prompt_tokens=len(seq.prompt), completion_tokens=len(seq.out)),
-                logprobs=tuple(seq.logprobs),
-                timings=Timings(
-                    queue_ms=max(0.0, (seq.started or now) - seq.submitted) * ms,
-                    ttft_ms=max(0.0, (seq.first_token or now) - seq.submitted) * ms,
-                    total_ms=(now - seq.submitted) * ms,
+        self._outbox.append(
+            (
+                seq.handle,
+                GenerateResponse(
+                    request_id=seq.req.request_id,
+                    model=self.card.model_id,
+                    token_ids=tuple(seq.out),
+                    text=seq.text,
+                    finish_reason=reason,
+                    usage=Usage(prompt_tokens=len(seq.prompt), completion_tokens=len(seq.out)),
+                    logprobs=tuple(seq.logprobs),
+                    timings=Timings(
+                        queue_ms=max(0.0, (seq.started or now) - seq.submitted) * ms,
+                        ttft_ms=max(0.0, (seq.first_token or now) - seq.submitted) * ms,
+                        total_ms=(now - seq.submitted) * ms,
+                    ),
                 ),
             )
         )

@@ -40,6 +40,26 @@ class GrowingLayer(DynamicLayer):
         self.keys, self.values = self._k[:, :, :t], self._v[:, :, :t]
         self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
 
+    def stack(
+        self, keys: torch.Tensor, values: torch.Tensor, width: int, headroom: int = 64
+    ) -> None:
+        """Append rows below ours, both right-aligned (left-padded with zeros) to `width`.
+
+        One copy of the cache into the new buffer, instead of pad + concatenate + adopt.
+        """
+        b0, h, t0, d = self.keys.shape
+        b1, t1 = keys.shape[0], keys.shape[2]
+        k = self._k.new_zeros((b0 + b1, h, width + headroom, d))
+        v = self._v.new_zeros(
+            (b0 + b1, self.values.shape[1], width + headroom, self.values.shape[3])
+        )
+        k[:b0, :, width - t0 : width] = self.keys
+        v[:b0, :, width - t0 : width] = self.values
+        k[b0:, :, width - t1 : width] = keys
+        v[b0:, :, width - t1 : width] = values
+        self._k, self._v, self._len = k, v, width
+        self.keys, self.values = k[:, :, :width], v[:, :, :width]
+
     def update(self, key_states, value_states, *args, **kwargs):
         n = key_states.shape[-2]
         if self._len + n > self._k.shape[-2]:
@@ -88,10 +108,7 @@ class KVBatch:
             return
         width = max(self.mask.shape[1], mask.shape[1])
         for mine, new in zip(self.cache.layers, cache.layers, strict=True):
-            mine.adopt(
-                torch.cat([_pad_left(mine.keys, width, 2), _pad_left(new.keys, width, 2)]),
-                torch.cat([_pad_left(mine.values, width, 2), _pad_left(new.values, width, 2)]),
-            )
+            mine.stack(new.keys, new.values, width)
         self.mask = torch.cat([_pad_left(self.mask, width, 1), _pad_left(mask, width, 1)])
 
     def keep(self, rows: list[int]) -> None:
