@@ -78,7 +78,8 @@ class Gateway:
 
     # --- lifecycle
     def create_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.cfg.max_body_bytes)
+        app = web.Application(client_max_size=self.cfg.max_body_bytes, middlewares=[self._count])
+        app.router.add_get("/metrics", self.v.metrics.handler)
         app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
@@ -100,6 +101,16 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self.v.metrics.gateway.labels(path=_path_label(request), status=str(exc.status)).inc()
+            raise
+        self.v.metrics.gateway.labels(path=_path_label(request), status=str(response.status)).inc()
+        return response
 
     # --- handlers
     def _auth(self, request: web.Request) -> web.Response | None:
@@ -375,3 +386,9 @@ async def _close_loser(task: asyncio.Task) -> None:
 
 async def _send(resp: web.StreamResponse, obj: dict) -> None:
     await resp.write(f"data: {json.dumps(obj, separators=(',', ':'))}\n\n".encode())
+
+
+def _path_label(request: web.Request) -> str:
+    # The route's canonical path keeps the label set small whatever paths clients send.
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"

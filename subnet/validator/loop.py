@@ -25,6 +25,7 @@ from subnet.miner import client as miner_client
 from subnet.net import SignedClient
 from subnet.validator import sampling, scoring, tasks
 from subnet.validator.config import ValidatorConfig
+from subnet.validator.metrics import ValidatorMetrics
 from subnet.validator.query import MinerInfo, QueryResult, query
 from subnet.validator.state import StateStore, ValidatorState
 from subnet.validator.verifier import Item, Verifier
@@ -73,6 +74,7 @@ class Validator:
         self.ttft_ema: dict[int, float] = {}  # for the router's hedging
         self.tps_ema: dict[int, float] = {}  # tokens/s as measured here (status, dashboard)
         self._last_refresh = 0.0
+        self.metrics = ValidatorMetrics()
 
     # --- miners
     def set_miners(self, miners: list[MinerInfo]) -> None:
@@ -188,6 +190,7 @@ class Validator:
                 detail = r.reason or (by_uid[r.uid].detail if r.uid in by_uid else "")
                 log.info("uid %d %s scored 0: %s %s", r.uid, domain, reason, detail)
             report.reasons[r.uid] = reason
+            self.metrics.verdicts.labels(reason=reason).inc()
             samples.append(
                 scoring.Sample(
                     uid=r.uid,
@@ -208,6 +211,7 @@ class Validator:
         self.state.step += 1
         self.store.save(self.state)
         report.wall_s = time.monotonic() - t0
+        self.metrics.step_s.observe(report.wall_s)
         return report
 
     async def _ask(self, uid: int, task: tasks.Task) -> QueryResult:
@@ -283,6 +287,7 @@ class Validator:
             return False
         vector = self.weight_vector()
         outcome = await self.setter.set(vector)
+        self.metrics.weights.labels(ok=str(outcome.ok).lower()).inc()
         if outcome.ok:
             self.state.last_weights = vector
             self.state.last_weights_block = view.block

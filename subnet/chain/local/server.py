@@ -3,6 +3,7 @@
     POST /rpc      {"method": <ChainApi method>, "params": {...}} -> {"result": ...}
     GET  /blocks   websocket: {"number": n} for every new block
     GET  /health   {"block": n, "genesis_hash": ...}
+    GET  /metrics  Prometheus: head block, subnets, requests by method and status
 
 Refusals are 4xx with the project's error JSON and change nothing: malformed JSON (400
 bad_json), an unknown method (404 unknown_method), bad params (400 bad_params), a bad signature
@@ -23,6 +24,7 @@ from subnet.chain.config import ChainConfig
 from subnet.chain.local.api import BadParams, ChainApi
 from subnet.chain.local.chain import LocalChain
 from subnet.chain.local.genesis import Genesis
+from subnet.chain.local.metrics import ChainMetrics
 from subnet.chain.local.signing import SubmissionRejected
 from subnet.net import error_response
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 API_KEY = web.AppKey("chain_api", ChainApi)
 SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet)
 LIMIT_KEY = web.AppKey("max_request_bytes", int)
+METRICS_KEY = web.AppKey("metrics", ChainMetrics)
 
 
 def create_app(api: ChainApi, max_request_bytes: int) -> web.Application:
@@ -38,6 +41,8 @@ def create_app(api: ChainApi, max_request_bytes: int) -> web.Application:
     app[API_KEY] = api
     app[SOCKETS_KEY] = weakref.WeakSet()
     app[LIMIT_KEY] = max_request_bytes
+    app[METRICS_KEY] = metrics = ChainMetrics(api.chain)
+    app.router.add_get("/metrics", metrics.handler)
     app.router.add_post("/rpc", rpc)
     app.router.add_get("/blocks", blocks)
     app.router.add_get("/health", health)
@@ -46,29 +51,40 @@ def create_app(api: ChainApi, max_request_bytes: int) -> web.Application:
 
 
 async def rpc(request: web.Request) -> web.StreamResponse:
+    method, response = await _rpc(request)
+    request.app[METRICS_KEY].observe(method, response.status)
+    return response
+
+
+async def _rpc(request: web.Request) -> tuple[str, web.StreamResponse]:
+    """(metrics label, response): only known methods get a label of their own."""
     api = request.app[API_KEY]
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[LIMIT_KEY]
-        return error_response(413, "too_large", f"request body over {limit} bytes")
+        return "?", error_response(413, "too_large", f"request body over {limit} bytes")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         # RecursionError: deeply nested JSON ("[[[[...") exhausts the decoder's stack.
-        return error_response(400, "bad_json", f"request body is not JSON: {err}")
+        return "?", error_response(400, "bad_json", f"request body is not JSON: {err}")
     if not isinstance(body, dict) or not isinstance(body.get("method"), str):
-        return error_response(400, "bad_request", 'expected {"method": str, "params": {...}}')
+        return "?", error_response(400, "bad_request", 'expected {"method": str, "params": {...}}')
     method, params = body["method"], body.get("params", {})
     if method not in api.methods:
-        return error_response(404, "unknown_method", f"unknown method {method!r}", field="method")
+        return "?", error_response(
+            404, "unknown_method", f"unknown method {method!r}", field="method"
+        )
     try:
         result = await api.call(method, params)
     except BadParams as err:
-        return error_response(400, "bad_params", str(err), field="params")
+        response = error_response(400, "bad_params", str(err), field="params")
     except SubmissionRejected as err:
-        return error_response(401, "rejected_extrinsic", str(err), field="extrinsic")
-    return web.json_response({"result": result})
+        response = error_response(401, "rejected_extrinsic", str(err), field="extrinsic")
+    else:
+        response = web.json_response({"result": result})
+    return method, response
 
 
 async def blocks(request: web.Request) -> web.StreamResponse:
