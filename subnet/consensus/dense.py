@@ -17,7 +17,7 @@ import numpy as np
 
 from subnet.consensus.types import U16_MAX, SparseRow
 
-_TILE = 64  # transpose tile: 64 x 64 x 8 B fits L1/L2; 128 hits 4K-aliasing at width 4096
+_TILE_SHORT, _TILE_LONG = 64, 256
 
 
 # Block buffers kept between epochs: a fresh 8 MB array costs ~2 ms of page faults (numpy
@@ -87,12 +87,20 @@ def scatter_rows(
             present[k, cols] = True
 
 
+def _tiles(rows: int, cols: int) -> Iterator[tuple[int, int, int, int]]:
+    """(i, j, rows, cols) tiles of a (rows, cols) source for transposing copies: 64 x 256,
+    long side along the source's long side, measured fastest (square 128 tiles at width
+    4096 hit 4K aliasing; smaller ones pay Python overhead)."""
+    tr, tc = (_TILE_SHORT, _TILE_LONG) if rows <= cols else (_TILE_LONG, _TILE_SHORT)
+    for i in range(0, rows, tr):
+        for j in range(0, cols, tc):
+            yield i, j, min(tr, rows - i), min(tc, cols - j)
+
+
 def transpose_into(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """dst[:] = src.T, tile by tile (a cache-blind strided copy is ~8x slower)."""
-    rows, cols = src.shape
-    for i in range(0, rows, _TILE):
-        for j in range(0, cols, _TILE):
-            dst[j : j + _TILE, i : i + _TILE] = src[i : i + _TILE, j : j + _TILE].T
+    for i, j, di, dj in _tiles(*src.shape):
+        dst[j : j + dj, i : i + di] = src[i : i + di, j : j + dj].T
     return dst
 
 
@@ -126,7 +134,7 @@ def weighted_median_cols(
     keys = bufs[0].view(np.int64).reshape(rows, cols)
     np.bitwise_and(scores.view(np.int64), ~low, out=keys)
     if participants is not None:
-        keys[~participants] = np.iinfo(np.int64).min  # -0.0: sorts below every real score
+        keys[~participants] = np.iinfo(np.int64).min  # sign bit: below every real score
         stake = np.where(participants, stake, 0.0)
     keys |= np.arange(rows, dtype=np.int64)[:, None]
     by_col = transpose_into(keys, bufs[1].view(np.int64).reshape(cols, rows))
@@ -152,13 +160,17 @@ def sparse_rows(
     uids: np.ndarray,
     n: int,
     keep_rows: np.ndarray,
+    scratch: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Block entries where `values > 0` back to per-uid (k, 2) rows of width-n uids.
 
     Returns (float rows `[uid, value]` for every block row, u16 rows `[uid,
     floor(value / col_scale[uid] * 65535)]` only where `keep_rows`); `col_scale` None means 1.
-    Other uids get empty rows. Every row comes out in ascending uid order. A row whose
-    entries are one run of uids (the usual dense bonds) is copied as slices, no gather.
+    Other uids get empty rows. Every row comes out in ascending uid order. Rows are views of
+    two arrays (one allocation each: thousands of small ones cost a page fault per 4 KiB
+    in this VM once the allocator trims its heap). When every row is the same run of uids
+    (bonds to every miner) both are filled with a few block copies; `scratch` (flat float64,
+    values.size) then holds the scaled values.
     """
     empty_f, empty_u = np.zeros((0, 2)), np.zeros((0, 2), dtype=np.int64)
     floats, stored = [empty_f] * n, [empty_u] * n
@@ -166,26 +178,64 @@ def sparse_rows(
         return floats, stored
     has = values > 0
     counts = np.count_nonzero(has, axis=1)
+    kept_counts = np.where(keep_rows, counts, 0)
+    ends, kept_ends = np.cumsum(counts), np.cumsum(kept_counts)
+    pairs_f = np.empty((int(ends[-1]), 2))
+    pairs_u = np.empty((int(kept_ends[-1]), 2), dtype=np.int64)
     first = has.argmax(axis=1)
     is_run = counts == n - first - has[:, ::-1].argmax(axis=1)  # last + 1 - first
-    ramp = np.arange(n, dtype=np.int64)
-    for k, uid in enumerate(uids.tolist()):
-        count = int(counts[k])
-        if count == 0:
-            continue
-        if is_run[k]:
-            at: slice | np.ndarray = slice(int(first[k]), int(first[k]) + count)
-        else:
+    rows = np.flatnonzero(counts)
+    lo, m = (int(first[rows[0]]), int(counts[rows[0]])) if len(rows) else (0, 0)
+    if len(rows) and is_run[rows].all() and (first[rows] == lo).all() and (counts[rows] == m).all():
+        _fill_runs(pairs_f, pairs_u, values, col_scale, rows, keep_rows, lo, m, scratch)
+    else:
+        for k in rows.tolist():
             at = np.flatnonzero(has[k])
-        vals = values[k, at]
-        pairs = np.empty((count, 2))
-        pairs[:, 0] = ramp[at]
-        pairs[:, 1] = vals
-        floats[uid] = pairs
-        if keep_rows[k]:
-            pairs_u = np.empty((count, 2), dtype=np.int64)
-            pairs_u[:, 0] = ramp[at]
-            scaled = vals if col_scale is None else vals / col_scale[at]
-            np.multiply(scaled, U16_MAX, out=pairs_u[:, 1], casting="unsafe")  # >= 0: floor
-            stored[uid] = pairs_u
+            vals = values[k, at]
+            pf = pairs_f[ends[k] - counts[k] : ends[k]]
+            pf[:, 0], pf[:, 1] = at, vals
+            if keep_rows[k]:
+                pu = pairs_u[kept_ends[k] - counts[k] : kept_ends[k]]
+                pu[:, 0] = at
+                scaled = vals if col_scale is None else vals / col_scale[at]
+                np.multiply(scaled, U16_MAX, out=pu[:, 1], casting="unsafe")  # >= 0: floor
+    for k, (uid, end, kept_end) in enumerate(
+        zip(uids.tolist(), ends.tolist(), kept_ends.tolist(), strict=True)
+    ):
+        count = int(counts[k])
+        if count:
+            floats[uid] = pairs_f[end - count : end]
+            if keep_rows[k]:
+                stored[uid] = pairs_u[kept_end - count : kept_end]
     return floats, stored
+
+
+def _fill_runs(
+    pairs_f: np.ndarray,
+    pairs_u: np.ndarray,
+    values: np.ndarray,
+    col_scale: np.ndarray | None,
+    rows: np.ndarray,
+    keep_rows: np.ndarray,
+    lo: int,
+    m: int,
+    scratch: np.ndarray | None,
+) -> None:
+    """`sparse_rows` when every listed row holds exactly uids lo..lo+m-1."""
+    cols = slice(lo, lo + m)
+    all_rows = len(rows) == len(values)
+    src = values[:, cols] if all_rows else values[rows, cols]
+    by_row = pairs_f.reshape(len(rows), m, 2)
+    by_row[:, :, 0] = np.arange(lo, lo + m)
+    by_row[:, :, 1] = src
+    kept = rows[keep_rows[rows]]
+    if not len(kept):
+        return
+    if len(kept) != len(rows):
+        src = values[kept, cols]
+    if col_scale is not None:
+        out = None if scratch is None else scratch[: src.size].reshape(src.shape)
+        src = np.divide(src, col_scale[cols], out=out)
+    by_row_u = pairs_u.reshape(len(kept), m, 2)
+    by_row_u[:, :, 0] = np.arange(lo, lo + m)
+    np.multiply(src, U16_MAX, out=by_row_u[:, :, 1], casting="unsafe")  # >= 0: floor

@@ -74,6 +74,16 @@ def _mask_weights(
             present[stale] = False
 
 
+_CHUNK_BYTES = 256 << 10  # a few of these fit in L2 at once
+
+
+def _row_chunks(rows: int, n: int) -> list[slice]:
+    """Row slices of about _CHUNK_BYTES of float64 each, for long elementwise sequences that
+    would otherwise stream the whole block from memory once per step."""
+    step = max(1, _CHUNK_BYTES // (8 * max(n, 1)))
+    return [slice(i, i + step) for i in range(0, rows, step)]
+
+
 def _liquid_ema(
     params: YumaParams,
     wb: np.ndarray,
@@ -203,7 +213,9 @@ def _block_outputs(
         if liquid_possible and np.any(consensus != 0):
             if wb_has is None:
                 wb_has = wb > 0
-            ema = _liquid_ema(params, wb, b, consensus, pool[2].reshape(shape), spare)
+            x, ema = pool[2].reshape(shape), spare.reshape(shape)
+            for rows in _row_chunks(len(uids), n):  # 18 elementwise steps, L2-resident
+                _liquid_ema(params, wb[rows], b[rows], consensus, x[rows], ema[rows])
             if not wb_has.all():
                 ema *= wb_has  # bonds absent from W_b are deleted (sparse quirk)
         else:
@@ -224,7 +236,7 @@ def _block_outputs(
         col_scale = ema.max(axis=0, initial=0.0)  # Yuma 2 stores max-upscaled bonds
 
     # An entry exists where its EMA is > 0 (absent W_b and B entries are 0 in the block).
-    bonds, new_bonds = sparse_rows(ema, col_scale, uids, n, new_permit[uids])
+    bonds, new_bonds = sparse_rows(ema, col_scale, uids, n, new_permit[uids], bufs[2])
     return _BlockOut(
         consensus, validator_trust, trust, incentive, _normalize(dividends), bonds, new_bonds
     )
