@@ -40,25 +40,27 @@ class GrowingLayer(DynamicLayer):
         self.keys, self.values = self._k[:, :, :t], self._v[:, :, :t]
         self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
 
-    def stack(
-        self, keys: torch.Tensor, values: torch.Tensor, width: int, headroom: int = 64
-    ) -> None:
-        """Append rows below ours, both right-aligned (left-padded with zeros) to `width`.
+    def stack(self, parts: list[tuple[torch.Tensor, torch.Tensor]], headroom: int = 64) -> None:
+        """Append rows below ours, all right-aligned (left-padded with zeros) to one width.
 
-        One copy of the cache into the new buffer, instead of pad + concatenate + adopt.
+        One copy of everything into the new buffer, rather than pad + concatenate + adopt.
         """
-        b0, h, t0, d = self.keys.shape
-        b1, t1 = keys.shape[0], keys.shape[2]
-        k = self._k.new_zeros((b0 + b1, h, width + headroom, d))
-        v = self._v.new_zeros(
-            (b0 + b1, self.values.shape[1], width + headroom, self.values.shape[3])
+        parts = [(self.keys, self.values), *parts]
+        width = max(k.shape[2] for k, _ in parts)
+        rows = sum(k.shape[0] for k, _ in parts)
+        _, h, _, d = self.keys.shape
+        k_buf = self._k.new_zeros((rows, h, width + headroom, d))
+        v_buf = self._v.new_zeros(
+            (rows, self.values.shape[1], width + headroom, self.values.shape[3])
         )
-        k[:b0, :, width - t0 : width] = self.keys
-        v[:b0, :, width - t0 : width] = self.values
-        k[b0:, :, width - t1 : width] = keys
-        v[b0:, :, width - t1 : width] = values
-        self._k, self._v, self._len = k, v, width
-        self.keys, self.values = k[:, :, :width], v[:, :, :width]
+        at = 0
+        for k, v in parts:
+            b, t = k.shape[0], k.shape[2]
+            k_buf[at : at + b, :, width - t : width] = k
+            v_buf[at : at + b, :, width - t : width] = v
+            at += b
+        self._k, self._v, self._len = k_buf, v_buf, width
+        self.keys, self.values = k_buf[:, :, :width], v_buf[:, :, :width]
 
     def update(self, key_states, value_states, *args, **kwargs):
         n = key_states.shape[-2]
@@ -100,16 +102,21 @@ class KVBatch:
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
         return self.mask
 
-    def join(self, cache: DynamicCache, mask: torch.Tensor) -> None:
-        """Append newcomer rows (their prefill cache and mask) below the running rows."""
+    def join(self, caches: list[DynamicCache]) -> None:
+        """Append the rows of newcomer caches (unpadded prefills) below the running rows."""
+        masks = [torch.ones((c.layers[0].keys.shape[0], c.get_seq_length()), dtype=torch.long,
+                            device=c.layers[0].keys.device) for c in caches]  # fmt: skip
         if self.cache is None or self.rows == 0:
-            cache.layers = [GrowingLayer(layer.keys, layer.values) for layer in cache.layers]
-            self.cache, self.mask = cache, mask
-            return
-        width = max(self.mask.shape[1], mask.shape[1])
-        for mine, new in zip(self.cache.layers, cache.layers, strict=True):
-            mine.stack(new.keys, new.values, width)
-        self.mask = torch.cat([_pad_left(self.mask, width, 1), _pad_left(mask, width, 1)])
+            first, caches = caches[0], caches[1:]
+            first.layers = [GrowingLayer(layer.keys, layer.values) for layer in first.layers]
+            self.cache, self.mask = first, masks[0]
+            masks = masks[1:]
+            if not caches:
+                return
+        width = max(self.mask.shape[1], *(m.shape[1] for m in masks))
+        for i, mine in enumerate(self.cache.layers):
+            mine.stack([(c.layers[i].keys, c.layers[i].values) for c in caches])
+        self.mask = torch.cat([_pad_left(m, width, 1) for m in (self.mask, *masks)])
 
     def keep(self, rows: list[int]) -> None:
         """Keep only `rows` (in this order); drop all-padding columns on the left."""
