@@ -49,6 +49,10 @@ async def run(config: MinerConfig) -> int:
             log.info("building the tiny experts into %s (about a minute)", tiny)
             await asyncio.to_thread(build_tiny_experts, tiny)
         server = await asyncio.to_thread(MinerServer.create, config)
+        if config.adversary:  # hidden test-only flag: this miner cheats on purpose
+            from subnet.miner.adversary import install_from_config
+
+            await asyncio.to_thread(install_from_config, server, config)
     except ExpertLoadError as err:
         print(f"dmoe miner: {err}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from protocol import (
     ErrorBody,
     ExpertCard,
@@ -67,7 +69,14 @@ async def generate_stream(
     ) as resp:
         await _raise_for(resp)
         event = "message"
-        async for line in resp.content:
+        lines = resp.content.__aiter__()
+        while True:
+            try:
+                line = await lines.__anext__()
+            except StopAsyncIteration:
+                break
+            except HttpProcessingError as err:  # a line past aiohttp's limit (LineTooLong)
+                raise ProtocolError(f"SSE event too large: {err}", code="bad_reply") from err
             if len(line) > MAX_EVENT_BYTES:
                 raise ProtocolError("SSE event too large", code="bad_reply")
             text = line.decode("utf-8").rstrip("\r\n")

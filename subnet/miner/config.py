@@ -46,6 +46,8 @@ class MinerConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     register: bool = False  # burned-register the hotkey if it is not registered
     publish: bool = True  # serve_axon + commit the expert card on start
+    adversary: str | None = None  # tests only: a cheat from subnet.miner.adversary
+    adversary_target: str = ""  # tests only: copycat's "URL,HOTKEY"
 
 
 def add_miner_args(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +73,11 @@ def add_miner_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-require-permit", dest="require_permit", action="store_false")
     g.add_argument("--quota-tokens-per-s", dest="quota_tps", type=float, default=2000.0)
     g.add_argument("--metagraph-refresh-s", dest="refresh_s", type=float, default=60.0)
+    # Hidden: run a cheating behaviour (subnet.miner.adversary) for the subnet's own tests.
+    g.add_argument("--adversary", default=None, help=argparse.SUPPRESS)
+    g.add_argument(
+        "--adversary.target", dest="adversary_target", default="", help=argparse.SUPPRESS
+    )
 
 
 def miner_config_from_args(
@@ -119,4 +126,6 @@ def miner_config_from_args(
         ),
         register=args.register,
         publish=args.publish,
+        adversary=args.adversary,
+        adversary_target=args.adversary_target,
     )

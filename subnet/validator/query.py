@@ -52,6 +52,7 @@ async def query(
     """Stream one generation; TTFT and tokens/s are measured here, not taken from the miner."""
     t0 = time.monotonic()
     ttft = None
+    last_at = t0
     final: GenerateResponse | None = None
     try:
         async with asyncio.timeout(timeout_s):
@@ -65,6 +66,7 @@ async def query(
             ):
                 if ttft is None:
                     ttft = time.monotonic() - t0
+                last_at = time.monotonic()
                 if isinstance(item, GenerateResponse):
                     final = item
                 elif not isinstance(item, GenerateChunk):
@@ -98,5 +100,27 @@ async def query(
         return QueryResult(miner.uid, "error", "no final response", finished_at=now)
     gen_s = max(1e-6, now - t0 - (ttft or 0.0))
     n = len(final.token_ids)
+    burst = buffered(n, ttft or 0.0, last_at - t0 - (ttft or 0.0))
+    if burst:
+        return QueryResult(miner.uid, "error", burst, ttft_s=ttft, finished_at=now)
     tps = (n - 1) / gen_s if n > 1 else None
     return QueryResult(miner.uid, "ok", "", final, ttft, tps, finished_at=now)
+
+
+# A stream whose tokens all arrive in one burst long after the request was sent was buffered
+# (to fake tokens/s): honest decoding spreads n tokens over n steps, each comparable to the
+# first. Below these figures a client-side stall could look the same, so they are not judged.
+BURST_MIN_TOKENS = 8
+BURST_MIN_TTFT_S = 0.05
+BURST_SPAN_SHARE = 0.05
+
+
+def buffered(n_tokens: int, ttft_s: float, span_s: float) -> str:
+    """'burst: ...' when the answer after the first token took under 5% of the first token's wait."""
+    if n_tokens < BURST_MIN_TOKENS or ttft_s < BURST_MIN_TTFT_S:
+        return ""
+    if span_s >= BURST_SPAN_SHARE * ttft_s:
+        return ""
+    return (
+        f"burst: {n_tokens} tokens in {span_s * 1e3:.1f} ms after {ttft_s * 1e3:.0f} ms of silence"
+    )

@@ -112,6 +112,10 @@ def check_shape(
         return Verdict.fail("bad_shape", f"finish_reason={resp.finish_reason}")
     if n == 0:
         return Verdict.fail("bad_shape", "no tokens returned")
+    if resp.usage.completion_tokens != n:  # inflated usage bills tokens never generated
+        return Verdict.fail(
+            "bad_shape", f"usage claims {resp.usage.completion_tokens} tokens for {n} returned"
+        )
     if req.logprobs and len(resp.logprobs) != n:
         return Verdict.fail("missing_logprobs", f"{len(resp.logprobs)} logprobs for {n} tokens")
     if any(lp.token_id != t for lp, t in zip(resp.logprobs, resp.token_ids, strict=False)):
