@@ -157,7 +157,7 @@ class HFEngine:
         """Refuse new work, let in-flight generations finish (up to the timeout), then stop."""
         self._accepting = False
         deadline = time.monotonic() + drain_timeout
-        while (self._pending or self._rows or self._scores) and time.monotonic() < deadline:
+        while (self._inflight or self._scores) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for seq in list(self._pending) + list(self._rows):
             seq.handle.cancel()

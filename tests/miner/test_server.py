@@ -166,3 +166,19 @@ async def test_quota_and_capacity_answer_429_with_retry_after(start_miner, signe
             text = await r.text()
     assert 'dmoe_miner_rejections_total{reason="at_capacity"} 1.0' in text
     assert 'dmoe_miner_rejections_total{reason="quota_exceeded"} 2.0' in text
+
+
+async def test_stop_drains_in_flight_requests(start_miner, signed):
+    server = await start_miner()
+    v1 = signed("v1")
+    req = GenerateRequest(prompt="5 +", max_tokens=40)
+    stream = mc.generate_stream(v1, server.url, server.hotkey, req)
+    assert isinstance(await stream.__anext__(), GenerateChunk)
+    stopping = asyncio.create_task(server.stop())
+    await asyncio.sleep(0)  # stop() has begun: the engine takes no new work
+    status, err, _ = await _post(v1, server, GenerateRequest(prompt="1 +").to_dict())
+    assert (status, err["error"]) == (503, "stopping")
+    items = [item async for item in stream]
+    assert isinstance(items[-1], GenerateResponse)
+    assert items[-1].finish_reason == "length" and items[-1].usage.completion_tokens == 40
+    await stopping
