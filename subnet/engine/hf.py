@@ -223,7 +223,11 @@ class HFEngine:
 
     # --- worker thread
     def _work(self) -> None:
-        torch.set_grad_enabled(False)
+        # inference_mode is thread-local: everything the worker computes skips autograd.
+        with torch.inference_mode():
+            self._loop_forever()
+
+    def _loop_forever(self) -> None:
         while True:
             with self._wake:
                 while self._running and not (self._pending or self._scores or self._rows):
