@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from subnet.consensus import MODES
 
@@ -134,7 +135,9 @@ async def _chain_op(args: argparse.Namespace, cfg) -> dict:
     client = make_client(cfg.subtensor.endpoint)
     async with client:
         wallet = (
-            cfg.wallet.load() if args.op in ("create", "start", "register", "hparams-set") else None
+            cfg.wallet.load()
+            if args.op in ("create", "start", "register", "hparams-set", "registry-publish")
+            else None
         )
         if args.op == "create":
             return {"netuid": await tools.create_subnet(client, wallet)}
@@ -145,6 +148,15 @@ async def _chain_op(args: argparse.Namespace, cfg) -> dict:
             return {"netuid": cfg.netuid, "uid": await tools.register(client, wallet, cfg.netuid)}
         if args.op == "status":
             return await asyncio.wait_for(tools.status(client, cfg.netuid), 30)
+        if args.op == "registry-publish":
+            from subnet.owner.registry import RegistryError, load
+
+            try:
+                reg = load(args.file)
+            except RegistryError as err:
+                raise tools.OwnerError(str(err)) from None
+            await tools.publish_registry(client, wallet, cfg.netuid, reg)
+            return {"netuid": cfg.netuid, "registry": reg.version, "sha256": reg.digest()}
         if args.op == "hparams-get":
             return await tools.get_hyperparameters(client, cfg.netuid)
         from bittensor.sp_core import Keypair
@@ -202,7 +214,33 @@ def _print_human(op: str, out: dict) -> None:
         console.print(" ".join(f"{k}={v}" for k, v in out.items()))
 
 
-SUBCOMMANDS = [_add_simulate, _add_chain_commands]
+def _add_registry(sub: argparse._SubParsersAction) -> None:
+    rp = sub.add_parser("registry", help="build or publish the expert registry")
+    rsub = rp.add_subparsers(dest="rcmd", required=True, metavar="build|publish")
+    b = rsub.add_parser("build", help="write a registry of the experts under a directory")
+    b.add_argument("--experts.dir", dest="experts_dir", type=Path, required=True)
+    b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--version", type=int, default=1, help="bump on every change")
+    b.set_defaults(func=_registry_build)
+    p = _chain_parser(rsub, "publish", "commit the registry's digest from the owner hotkey")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=_chain, op="registry-publish")
+
+
+def _registry_build(args: argparse.Namespace) -> int:
+    from subnet.owner.registry import RegistryError, build_from_dir, save
+
+    try:
+        reg = build_from_dir(args.experts_dir, args.version)
+    except (RegistryError, OSError) as err:
+        print(f"dmoe owner registry build: {err}", file=sys.stderr)
+        return 2
+    save(reg, args.out)
+    print(f"{args.out}: version {reg.version}, {len(reg.experts)} experts, sha256 {reg.digest()}")
+    return 0
+
+
+SUBCOMMANDS = [_add_simulate, _add_chain_commands, _add_registry]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,6 +59,25 @@ async def run(config: ValidatorConfig) -> int:
     except ExpertLoadError as err:
         print(f"dmoe validator: {err}", file=sys.stderr)
         return 2
+    registry_file = None
+    if config.registry_path is not None:
+        from subnet.owner.registry import RegistryError, load
+
+        try:
+            registry_file = load(config.registry_path)
+        except RegistryError as err:
+            print(f"dmoe validator: {err}", file=sys.stderr)
+            return 2
+        dropped = registry.restrict(registry_file.hashes)
+        if dropped:
+            log.info("not in the owner's registry, ignored: %s", ", ".join(dropped))
+        if not registry.experts:
+            print(
+                f"dmoe validator: none of the reference experts in {experts_dir} is in the "
+                f"registry {config.registry_path}; download the registered models",
+                file=sys.stderr,
+            )
+            return 2
     wallet = config.common.wallet.load()
     try:
         hotkey = wallet.hotkey
@@ -77,6 +96,12 @@ async def run(config: ValidatorConfig) -> int:
             client=client,
             wallet=wallet,
         )
+        if registry_file is not None:
+            status, why = await _registry_status(client, config.common.netuid, registry_file)
+            if status == "mismatch":
+                print(f"dmoe validator: {why}", file=sys.stderr)
+                return 2
+            log.log(logging.INFO if status == "ok" else logging.WARNING, "%s", why)
         await validator.refresh_metagraph()
         if config.gateway.port is not None:
             gateway = Gateway(validator, config.gateway, config.router)
@@ -98,3 +123,15 @@ async def run(config: ValidatorConfig) -> int:
                 await gateway.stop()
             await signed.close()
     return 0
+
+
+async def _registry_status(client, netuid: int, registry) -> tuple[str, str]:
+    """Whether the registry file is the one the subnet owner published on chain."""
+    from subnet.owner.registry import check_published
+    from subnet.owner.tools import OwnerError, published_registry
+
+    try:
+        text = await asyncio.wait_for(published_registry(client, netuid), 30)
+    except OwnerError as err:
+        return "mismatch", str(err)
+    return check_published(registry, text)

@@ -180,3 +180,32 @@ def _expert_of(commitment: Any) -> str | None:
     if isinstance(card, dict):
         return str(card.get("model_id") or card.get("m") or "?")
     return None
+
+
+async def publish_registry(client: bt.Client, owner: bt.Wallet, netuid: int, registry: Any) -> None:
+    """Commit the registry's version and digest from the subnet owner hotkey."""
+    from subnet.chain import commitment_info
+
+    mg = await client.subnets.metagraph(netuid, commitments=False)
+    if mg is None:
+        raise OwnerError(f"subnet {netuid} does not exist")
+    if mg.owner_hotkey != owner.hotkey.ss58_address:
+        raise OwnerError(
+            f"--wallet.hotkey is not subnet {netuid}'s owner hotkey ({mg.owner_hotkey[:10]}…); "
+            "publish with the owner's hotkey"
+        )
+    call = bt.calls.Commitments.set_commitment(
+        netuid=netuid, info=commitment_info(registry.commitment())
+    )
+    _ok(await client.submit_call(call, owner, signer="hotkey"), "publish registry")
+
+
+async def published_registry(client: bt.Client, netuid: int) -> str | None:
+    """The owner hotkey's commitment text on `netuid` (None if it has none)."""
+    mg = await client.subnets.metagraph(netuid, commitments=True)
+    if mg is None:
+        raise OwnerError(f"subnet {netuid} does not exist")
+    owner = next((n for n in mg.neurons if n.hotkey == mg.owner_hotkey), None)
+    if owner is None or owner.commitment is None:
+        return None
+    return owner.commitment.data or None

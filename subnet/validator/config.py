@@ -46,6 +46,8 @@ class ValidatorConfig:
     common: CommonConfig
     experts_dir: Path | None = None  # reference experts; None = build/reuse the tiny experts
     state_path: Path = Path(DEFAULT_STATE_DIR).expanduser() / "state.json"
+    # The owner's expert registry (subnet.owner.registry); None = every reference expert counts.
+    registry_path: Path | None = None
     loop: LoopConfig = field(default_factory=LoopConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
@@ -66,6 +68,12 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
         help="reference experts (default: tiny experts)",
     )
     g.add_argument("--state.path", dest="state_path", default=None, help="scores file")
+    g.add_argument(
+        "--registry",
+        dest="registry_path",
+        default=None,
+        help="the owner's expert registry file; experts not in it score 0 (unknown_model)",
+    )
     g.add_argument("--step-s", type=float, default=None, help="seconds per scoring step")
     g.add_argument(
         "--metagraph-refresh-s",
@@ -130,6 +138,7 @@ def validator_config_from_args(
         common=common,
         experts_dir=experts,
         state_path=state_path,
+        registry_path=Path(args.registry_path).expanduser() if args.registry_path else None,
         loop=loop,
         sampling=sampling,
         weights=WeightsConfig(dry_run=bool(args.dry_run)),

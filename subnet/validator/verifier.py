@@ -64,6 +64,14 @@ class ExpertRegistry:
             log.info("reference expert %s %s fit %s", e.card.model_id, h[:12], fit[h])
         return cls(experts, fit)
 
+    def restrict(self, allowed: frozenset[str]) -> list[str]:
+        """Keep only experts whose weights hash is allowed (the owner's registry); returns the
+        model ids dropped. Answers from dropped experts then verify as `unknown_model`."""
+        dropped = [e.card.model_id for h, e in self.experts.items() if h not in allowed]
+        self.experts = {h: e for h, e in self.experts.items() if h in allowed}
+        self.fit = {h: f for h, f in self.fit.items() if h in allowed}
+        return dropped
+
     def get(self, weights_hash: str) -> LoadedExpert | None:
         return self.experts.get(weights_hash)
 
