@@ -1,0 +1,312 @@
+"""Load benchmark: a miner at 4x its capacity, and a `dmoe chain` process under 8 validators
+setting weights and 50 neurons reading the metagraph every block. All traffic is to 127.0.0.1.
+
+    .venv/bin/python scripts/bench_load.py [--quick]
+
+Prints a table and writes bench_results/bench_load.json.
+- miner: capacity = max_batch + max_queue; 4x that many concurrent streamed generations per
+  wave. Admitted requests' TTFT (p50/p99, measured by the client), refusals (must be 429 with a
+  Retry-After header, nothing else), peak RSS of the process (client + server, one process).
+- chain: separate process (`dmoe chain`, 0.25 s blocks). Per block each validator sets weights
+  through the SDK and each reader fetches the metagraph; reports successes, latencies and how
+  far block production drifted from its period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+_TMP = Path(tempfile.mkdtemp(prefix="bench-load-"))
+for _var, _name in (("BTCLI_CONFIG", "c.json"), ("BTCLI_TOKEN_SYMBOLS_CACHE", "s.json"),
+                    ("BTCLI_SUBNET_NAMES_CACHE", "n.json")):  # fmt: skip
+    os.environ[_var] = str(_TMP / _name)
+
+import bittensor as bt  # noqa: E402
+
+RESULTS = ROOT / "bench_results" / "bench_load.json"
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def wallet(name: str) -> bt.Wallet:
+    w = bt.Wallet(name, "default", path=str(_TMP / "wallets"))
+    w.create_new_coldkey(use_password=False, suppress=True, overwrite=True)
+    w.create_new_hotkey(use_password=False, suppress=True, overwrite=True)
+    return w
+
+
+# --- miner ----------------------------------------------------------------------------------
+async def bench_miner(waves: int) -> dict:
+    import torch
+
+    from protocol import GenerateRequest
+    from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
+    from subnet.engine.experts import build_tiny_experts
+    from subnet.engine.loading import load_expert
+    from subnet.miner import client as mc
+    from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
+    from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
+    from subnet.miner.server import MinerServer
+    from subnet.net import SignedClient
+
+    torch.set_num_threads(1)
+    experts = build_tiny_experts(
+        Path(tempfile.gettempdir()) / "dmoe-tiny-experts-test", size="test"
+    )
+    expert = load_expert(experts["math"], device="cpu")
+    miner_w, val_w = wallet("load-miner"), wallet("load-val")
+    snapshot = MetagraphSnapshot(1, {val_w.hotkey.ss58_address: Peer(1, 1000.0, True)})
+    batch, queue = 4, 4
+    cfg = MinerConfig(
+        common=CommonConfig(
+            1,
+            WalletConfig(),
+            SubtensorConfig(),
+            AxonConfig(ip="127.0.0.1", port=0),
+            LoggingConfig(),
+        ),  # fmt: skip
+        engine=EngineConfig(expert="unused", max_batch=batch, max_queue=queue),
+        server=ServerConfig(
+            max_new_tokens=64,
+            drain_s=5,
+            policy=AdmissionPolicy(total_tokens_per_s=1e9, min_burst_tokens=1e9),
+        ),  # fmt: skip
+        publish=False,
+    )
+    server = MinerServer.create(cfg, wallet=miner_w, expert=expert, snapshot=snapshot)
+    await server.start()
+    client = SignedClient.create(val_w.hotkey, max_connections=1024)
+    capacity = batch + queue
+    concurrency = 4 * capacity
+    ttfts: list[float] = []
+    statuses: dict[str, int] = {}
+    retry_after_ok = 0
+    peak = rss_mb()
+    t_all = time.perf_counter()
+
+    async def one(i: int) -> None:
+        nonlocal retry_after_ok
+        req = GenerateRequest(prompt=f"{i % 97} + {i % 13} =", max_tokens=32)
+        t0 = time.perf_counter()
+        try:
+            async for _ in mc.generate_stream(client, server.url, server.hotkey, req):
+                if t0 is not None:
+                    ttfts.append(time.perf_counter() - t0)
+                    t0 = None  # type: ignore[assignment]
+            statuses["200"] = statuses.get("200", 0) + 1
+        except mc.MinerError as err:
+            statuses[str(err.status)] = statuses.get(str(err.status), 0) + 1
+            if err.status == 429 and (err.body.retry_after or 0) > 0:
+                retry_after_ok += 1
+
+    async def sample_rss(stop: asyncio.Event) -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_mb())
+            await asyncio.sleep(0.05)
+
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_rss(stop))
+    for w in range(waves):
+        await asyncio.gather(*(one(w * concurrency + i) for i in range(concurrency)))
+    stop.set()
+    await sampler
+    wall = time.perf_counter() - t_all
+    await client.close()
+    await server.stop()
+    refused = sum(v for k, v in statuses.items() if k != "200")
+    return {
+        "capacity": capacity,
+        "concurrency": concurrency,
+        "requests": waves * concurrency,
+        "statuses": statuses,
+        "refused_with_retry_after": retry_after_ok,
+        "all_refusals_429_retry_after": refused == retry_after_ok,
+        "ttft_p50_ms": pct(ttfts, 0.5) * 1e3,
+        "ttft_p99_ms": pct(ttfts, 0.99) * 1e3,
+        "peak_rss_mb": peak,
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wall_s": wall,
+    }
+
+
+# --- chain ----------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def bench_chain(blocks: int, n_validators: int = 8, n_readers: int = 50) -> dict:
+    from subnet.chain import Genesis, make_client
+    from subnet.chain.devnet import bootstrap_subnet
+    from subnet.chain.local.chain import LocalChain
+
+    data = _TMP / "chain"
+    genesis = Genesis.load().with_subnet(tempo=20, weights_rate_limit=0, immunity_period=1)
+    chain = LocalChain.create(genesis, data)
+    validators = [wallet(f"load-v{i}") for i in range(n_validators)]
+    owner = wallet("load-owner")
+    chain.fund(owner.coldkeypub.ss58_address, 10_000)
+    async with make_client("local", chain=chain) as c:
+        netuid = await bootstrap_subnet(c, chain, owner, validators, [], stake_tao=100)
+    chain.produce_blocks(25)
+    chain.close()
+    port = _free_port()
+    log = open(data / "server.log", "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "subnet.cli",
+            "chain",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+            "--block-time",
+            "0.25",
+        ],  # fmt: skip
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"localchain://127.0.0.1:{port}"
+    sw_ok, sw_fail, sw_ms, mg_ms, mg_fail, lag = 0, 0, [], [], 0, []
+    try:
+        for _ in range(300):
+            if "listening" in (data / "server.log").read_text() or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        head = make_client(endpoint)
+        await head.__aenter__()
+        start = await head.block()
+        end = start + blocks
+        heads: list[tuple[int, float]] = []
+
+        async def validator(w: bt.Wallet) -> None:
+            nonlocal sw_ok, sw_fail
+            async with make_client(endpoint) as c:
+                seen = await c.block()
+                while seen < end:
+                    await asyncio.wait_for(c.wait_for_block(seen + 1), 30)
+                    seen = await c.block()
+                    t = time.perf_counter()
+                    r = await asyncio.wait_for(
+                        c.execute(bt.SetWeights(netuid=netuid, weights={0: 1.0, 1: 2.0}), w), 30
+                    )
+                    sw_ms.append((time.perf_counter() - t) * 1e3)
+                    if r.success:
+                        sw_ok += 1
+                    else:
+                        sw_fail += 1
+
+        async def reader() -> None:
+            nonlocal mg_fail
+            async with make_client(endpoint) as c:
+                seen = await c.block()
+                while seen < end:
+                    await asyncio.wait_for(c.wait_for_block(seen + 1), 30)
+                    seen = await c.block()
+                    t = time.perf_counter()
+                    try:
+                        mg = await asyncio.wait_for(c.subnets.metagraph(netuid), 30)
+                        mg_ms.append((time.perf_counter() - t) * 1e3)
+                        lag.append(int(mg.block) - seen)
+                    except (TimeoutError, bt.ChainError):
+                        mg_fail += 1
+
+        async def watch() -> None:
+            seen = start
+            while seen < end:
+                await asyncio.wait_for(head.wait_for_block(seen + 1), 30)
+                seen = await head.block()
+                heads.append((seen, time.perf_counter()))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            watch(), *(validator(w) for w in validators), *(reader() for _ in range(n_readers))
+        )
+        wall = time.perf_counter() - t0
+        await head.__aexit__(None, None, None)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    produced = heads[-1][0] - start if heads else 0
+    return {
+        "validators": n_validators,
+        "readers": n_readers,
+        "blocks": produced,
+        "block_period_s": wall / produced if produced else float("nan"),
+        "set_weights_ok": sw_ok,
+        "set_weights_failed": sw_fail,
+        "set_weights_p50_ms": pct(sw_ms, 0.5),
+        "set_weights_p99_ms": pct(sw_ms, 0.99),
+        "metagraph_reads": len(mg_ms),
+        "metagraph_failed": mg_fail,
+        "metagraph_p50_ms": pct(mg_ms, 0.5),
+        "metagraph_p99_ms": pct(mg_ms, 0.99),
+        "wall_s": wall,
+    }
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    results = {
+        "miner": await bench_miner(waves=2 if args.quick else 5),
+        "chain": await bench_chain(blocks=8 if args.quick else 40),
+    }
+    m, c = results["miner"], results["chain"]
+    rows = [
+        ("miner: concurrency / capacity", f"{m['concurrency']} / {m['capacity']}"),
+        ("miner: statuses", json.dumps(m["statuses"])),
+        ("miner: every refusal 429 + Retry-After", str(m["all_refusals_429_retry_after"])),
+        ("miner: TTFT admitted p50 / p99", f"{m['ttft_p50_ms']:.0f} / {m['ttft_p99_ms']:.0f} ms"),
+        ("miner: peak RSS (client+server)", f"{m['peak_rss_mb']:.0f} MB"),
+        ("chain: validators / readers", f"{c['validators']} / {c['readers']}"),
+        ("chain: blocks, period", f"{c['blocks']}, {c['block_period_s'] * 1e3:.0f} ms"),
+        ("chain: set-weights ok / failed", f"{c['set_weights_ok']} / {c['set_weights_failed']}"),
+        (
+            "chain: set-weights p50 / p99",
+            f"{c['set_weights_p50_ms']:.0f} / {c['set_weights_p99_ms']:.0f} ms",
+        ),  # fmt: skip
+        ("chain: metagraph reads / failed", f"{c['metagraph_reads']} / {c['metagraph_failed']}"),
+        (
+            "chain: metagraph p50 / p99",
+            f"{c['metagraph_p50_ms']:.0f} / {c['metagraph_p99_ms']:.0f} ms",
+        ),  # fmt: skip
+    ]
+    for name, value in rows:
+        print(f"{name:<42} {value}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
