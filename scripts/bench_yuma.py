@@ -8,6 +8,8 @@ epoch is also timed with list-of-tuples rows, the chain's literal storage format
     .venv/bin/python scripts/bench_yuma.py [--fixed-max-uids 4096] [--repeat 5]
 
 Prints a table and writes bench_results/bench_yuma.json. Use `taskset -c 0` for one core.
+The "machine check" line (one in-place add over 8 MB; ~0.5 ms on an idle core) says how
+loaded the core was: on a shared machine every timing scales with it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ def timed(state: SubnetState, params: YumaParams, mode: str, repeat: int) -> flo
     return best * 1000
 
 
+def machine_check_ms(repeat: int = 20) -> float:
+    """Best time of one memory-bound numpy pass over 8 MB: a yardstick for machine load."""
+    a = np.ones(1 << 20)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        np.add(a, 1.0, out=a)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000
+
+
 def as_tuples(rows: list) -> list:
     return [[(int(j), int(v)) for j, v in np.asarray(r).tolist()] for r in rows]
 
@@ -67,6 +80,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="best of N (float64)")
     ap.add_argument("--fixed-max-uids", type=int, default=4096, help="skip fixed above this n")
     args = ap.parse_args()
+    check = machine_check_ms()
+    print(f"machine check: 8 MB in-place add = {check:.2f} ms (idle core ~0.5)")
     rows = []
     for validators, n in SIZES:
         for yuma3 in (False, True):
@@ -93,7 +108,12 @@ def main() -> None:
             print_row(row, header=len(rows) == 1)
     out = Path("bench_results")
     out.mkdir(exist_ok=True)
-    meta = {"cpu_count": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0))}
+    meta = {
+        "cpu_count": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "machine_check_ms": check,
+        "machine_check_after_ms": machine_check_ms(),
+    }
     (out / "bench_yuma.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     print(f"\nwrote {out / 'bench_yuma.json'} (cores usable: {meta['affinity']})")
 
