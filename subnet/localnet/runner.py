@@ -84,6 +84,7 @@ class Localnet:
             async with client:
                 await self._bootstrap(client)
                 await self._build_experts()
+                await self._publish_registry(client)
                 await self._start_neurons()
                 await self._watch(client)
         finally:
@@ -146,6 +147,21 @@ class Localnet:
         paths = await asyncio.to_thread(build_with_bar, out, self.config.experts_size)
         log.info("experts ready: %s", {k: str(v) for k, v in paths.items()})
 
+    async def _publish_registry(self, client: bt.Client) -> None:
+        """The owner registers the offline experts as the subnet's registry, as a real owner would."""
+        from subnet.owner import tools
+        from subnet.owner.registry import build_from_dir, check_published, save
+
+        reg = await asyncio.to_thread(build_from_dir, self.config.experts_path)
+        save(reg, self.layout.registry_path)
+        published = await tools.published_registry(client, self.layout.netuid)
+        if check_published(reg, published)[0] != "ok":
+            owner = _wallet(self.layout.wallet_dir, "owner")
+            await tools.publish_registry(client, owner, self.layout.netuid, reg)
+            log.info(
+                "published expert registry %s (%s)", reg.digest()[:12], self.layout.registry_path
+            )
+
     async def _start_neurons(self) -> None:
         lay = self.layout
         for n in lay.neurons:
@@ -185,7 +201,9 @@ class Localnet:
                         continue
                     if last_step is not None and mg.last_step != last_step:
                         epochs += 1
-                        row = epoch_row(mg, self.layout, first + epochs, prev, self.emission_per_block)
+                        row = epoch_row(
+                            mg, self.layout, first + epochs, prev, self.emission_per_block
+                        )
                         self.history.append(row)
                         hist.save(self.history, self.layout.data_dir / "history.json")
                         if live is None:

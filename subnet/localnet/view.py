@@ -56,6 +56,10 @@ class LocalnetLayout:
         return self.data_dir / "wallets"
 
     @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.json"
+
+    @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
@@ -163,6 +167,8 @@ class LocalnetLayout:
             str(self.data_dir / n.name / "state.json"),
             "--experts.dir",
             str(cfg.experts_path),
+            "--registry",
+            str(self.registry_path),
             # A step every ~2 blocks and a fresh metagraph every half epoch keep a short run lively.
             "--step-s",
             str(max(1.0, cfg.block_time * 4)),
