@@ -126,13 +126,28 @@ def plot(history: list[EpochRow], path: Path) -> Path:
     epochs = [r.epoch for r in history]
     for uid, label in sorted(labels.items()):
         inc = [next((u.incentive for u in r.uids if u.uid == uid), 0.0) for r in history]
-        emi = [next((u.emission_rao for u in r.uids if u.uid == uid), 0) / 1e9 for r in history]
+        # The owner's cut is staked to its hotkey rather than paid as uid emission: show it.
+        emi = [
+            next(
+                (
+                    r.owner_cut_rao if u.role == "owner" else u.emission_rao
+                    for u in r.uids
+                    if u.uid == uid
+                ),
+                0,
+            )
+            / 1e9
+            for r in history
+        ]
         ax_i.plot(epochs, inc, marker="o", label=label)
         ax_e.plot(epochs, emi, marker="o", label=label)
     ax_i.set_title("incentive per uid")
-    ax_e.set_title("emission per uid (alpha / epoch)")
+    ax_e.set_title("emission per uid (α per epoch; owner: its cut)")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_i, ax_e):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     ax_e.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
