@@ -227,29 +227,25 @@ async def main_async(args) -> dict:
     await closed_loop(engine_call(engine, args.max_tokens), texts, 1, 1)
     one = time.perf_counter() - t0  # one request alone: the spread of the arrivals
     stagger = one if args.stagger else 0.0
-    for c in levels:
-        results.setdefault(str(c), {})["engine"] = await closed_loop(
-            engine_call(engine, args.max_tokens), texts, c, args.rounds, stagger
-        )
-        print(f"C={c} engine {results[str(c)]['engine']}", flush=True)
-    await engine.stop()
 
-    async def miner_levels(call_factory):
+    async def all_levels(call_factory):
+        # Paths run back to back per level so that they see the same background load.
         for c in levels:
-            results[str(c)]["miner"] = await closed_loop(
+            row = results.setdefault(str(c), {})
+            row["engine"] = await closed_loop(
+                engine_call(engine, args.max_tokens), texts, c, args.rounds, stagger
+            )
+            row["miner"] = await closed_loop(
                 call_factory(args.max_tokens), texts, c, args.rounds, stagger
             )
-            print(f"C={c} miner {results[str(c)]['miner']}", flush=True)
+            row["static"] = run_static(expert, texts[:c], args.max_tokens)
+            naive_n = min(c, args.naive_max)
+            row["naive"] = await run_naive(expert, texts[:naive_n], args.max_tokens)
+            row["loadavg"] = os.getloadavg()[0]
+            print(f"C={c} {row}", flush=True)
 
-    await with_miner(expert, max_batch, miner_levels)
-
-    for c in levels:
-        results[str(c)]["static"] = run_static(expert, texts[:c], args.max_tokens)
-        naive_n = min(c, args.naive_max)
-        results[str(c)]["naive"] = await run_naive(expert, texts[:naive_n], args.max_tokens)
-        print(
-            f"C={c} static {results[str(c)]['static']} naive {results[str(c)]['naive']}", flush=True
-        )
+    await with_miner(expert, max_batch, all_levels)
+    await engine.stop()
     return results
 
 
@@ -261,13 +257,13 @@ def report(results: dict, args) -> dict:
     table = Table(
         title=f"bench_miner: tiny code expert ({args.size}), {args.max_tokens} new tokens"
     )
-    for col in ("C", "path", "tok/s", "TTFT p50 ms", "TTFT p99 ms", "requests"):
+    for col in ("C", "path", "tok/s", "TTFT p50 ms", "TTFT p99 ms", "requests", "load avg"):
         table.add_column(col, justify="right")
     for c, row in results.items():
         for path in ("engine", "miner", "static", "naive"):
             r = row[path]
             table.add_row(c, path, f"{r['tokens_per_s']:.0f}", f"{r['ttft_p50_ms']:.1f}",
-                          f"{r['ttft_p99_ms']:.1f}", str(r["requests"]))  # fmt: skip
+                          f"{r['ttft_p99_ms']:.1f}", str(r["requests"]), f"{row['loadavg']:.1f}")  # fmt: skip
     Console().print(table)
     summary = {}
     if "32" in results:
