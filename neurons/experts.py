@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from subnet.miner.config import DEFAULT_EXPERTS_DIR
+from subnet.engine.experts import DEFAULT_EXPERTS_DIR
 
 
 def main(argv: list[str]) -> int:

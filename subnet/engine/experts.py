@@ -7,7 +7,8 @@ load through exactly the same path as a Hugging Face model (`subnet.engine.loadi
 
 Builds are cached: `out_dir/<domain>/expert.json` records the recipe hash (sizes, steps, seeds,
 corpus digests, library versions); a matching hash skips the build. Training is seeded and
-single-process, so the same machine always produces the same weights.
+single-process, so the same machine always produces the same weights. torch is imported
+lazily so that importing this module (for its constants) stays cheap.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from subnet.engine import corpora
 
 log = logging.getLogger(__name__)
 
 CARD_FILE = "expert.json"
+DEFAULT_EXPERTS_DIR = Path("~/.dmoe/experts").expanduser()  # where `dmoe experts build` writes
 TOKENIZER_DIR = "tokenizer"
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -87,6 +87,7 @@ RECIPES = {
 
 def recipe_hash(recipe: Recipe, texts: dict[str, str]) -> str:
     import tokenizers
+    import torch
     import transformers
 
     blob = json.dumps(
@@ -189,6 +190,7 @@ def _train_tokenizer(texts: dict[str, str], recipe: Recipe):
 
 
 def _train_model(domain: str, text: str, tokenizer, recipe: Recipe, progress: Progress | None):
+    import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(recipe.seed)

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from protocol import MAX_BODY_BYTES, MAX_NEW_TOKENS
 from subnet.config import CommonConfig, ConfigError, add_common_args, common_from_args
+from subnet.engine.experts import DEFAULT_EXPERTS_DIR
 from subnet.miner.admission import AdmissionPolicy
-
-DEFAULT_EXPERTS_DIR = Path("~/.dmoe/experts").expanduser()
 
 
 @dataclass(frozen=True)
