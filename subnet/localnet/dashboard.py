@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -50,33 +51,31 @@ def render(view: NetView) -> Group:
     target = f"/{view.epochs_target}" if view.epochs_target else ""
     head = Text.assemble(
         ("dmoe localnet", "bold cyan"),
-        f"  netuid {view.netuid}   block {view.block}   ",
+        f"  subnet {view.netuid} · block {view.block} · ",
         (f"epoch {view.epochs_done}{target}", "bold"),
-        f"   next epoch in {view.blocks_until_epoch} blocks (tempo {view.tempo})",
+        f" · next in {view.blocks_until_epoch}/{view.tempo} blocks",
     )
-    table = Table(show_lines=False, header_style="bold", expand=False)
-    for col, justify in (
-        ("uid", "right"),
-        ("role", "left"),
-        ("neuron", "left"),
-        ("expert", "left"),
-        ("requests", "right"),
-        ("verified", "right"),
-        ("tok/s", "right"),
-        ("score", "right"),
-        ("incentive", "right"),
-        ("dividends", "right"),
-        ("emission α", "right"),
-        ("stake α", "right"),
+    # Compact enough for an 80-column terminal: no vertical rules, short headers.
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
+    for col in (
+        "uid",
+        "neuron",
+        "reqs",
+        "ok",
+        "tok/s",
+        "score",
+        "incent",
+        "divid",
+        "emit α",
+        "stake α",
     ):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify="left" if col == "neuron" else "right", no_wrap=True)
     for r in sorted(view.rows, key=lambda r: r.uid):
         style = {"owner": "magenta", "validator": "green", "miner": "yellow"}.get(r.role, "")
+        name = r.label if r.expert == "-" else f"{r.label} {r.expert}"
         table.add_row(
             str(r.uid),
-            Text(r.role, style=style),
-            r.label + ("" if r.serving else " (down)"),
-            r.expert,
+            Text(name + ("" if r.serving else " down"), style=style),
             _num(r.requests, "d"),
             "-" if r.verified_rate is None else f"{r.verified_rate:.0%}",
             _num(r.tokens_per_s, ".0f"),
@@ -84,7 +83,7 @@ def render(view: NetView) -> Group:
             f"{r.incentive:.3f}",
             f"{r.dividends:.3f}",
             f"{r.emission_rao / 1e9:.3f}",
-            f"{r.stake_rao / 1e9:,.1f}",
+            f"{r.stake_rao / 1e9:,.0f}",
         )
     parts = [head, table]
     if view.note:
