@@ -199,7 +199,7 @@ def _block_outputs(
         last_tempo = max(state.current_block - params.tempo, 0)
     b = pool[1].reshape(shape)
     b.fill(0.0)
-    scatter_rows(state.bonds, uids, b)
+    scatter_rows(state.bonds, uids, b, divisor=U16_MAX if params.yuma3 else 1.0)
     bar = np.asarray(state.block_at_registration, dtype=np.int64)
     dropped = np.flatnonzero(last_tempo <= bar)  # bonds to uids registered since last tempo
     if len(dropped):
@@ -208,8 +208,7 @@ def _block_outputs(
     col_scale = None
     dividends = np.zeros(n)
 
-    if params.yuma3:
-        b /= U16_MAX
+    if params.yuma3:  # b holds bonds / 65535 (proportions)
         if liquid_possible and np.any(consensus != 0):
             if wb_has is None:
                 wb_has = wb > 0
