@@ -1,23 +1,18 @@
 """dmoe wire protocol: typed, versioned, validated messages. Imports neither torch nor bittensor."""
 
+from protocol.card import ErrorBody, ExpertCard
+from protocol.limits import FINISH_REASONS, MAX_NEW_TOKENS, MAX_SCORE_TOKENS, PROTOCOL_VERSION
 from protocol.messages import (
-    FINISH_REASONS,
-    MAX_NEW_TOKENS,
-    MAX_SCORE_TOKENS,
-    PROTOCOL_VERSION,
     ChatMessage,
-    ErrorBody,
-    ExpertCard,
     GenerateChunk,
     GenerateRequest,
     GenerateResponse,
-    ScoreRequest,
-    ScoreResponse,
     Timings,
     TokenLogprob,
     Usage,
     new_request_id,
 )
+from protocol.score import ScoreRequest, ScoreResponse
 from protocol.validate import MAX_BODY_BYTES, ProtocolError, decode_json
 
 __all__ = [

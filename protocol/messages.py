@@ -1,8 +1,7 @@
-"""The messages neurons exchange, version 1.
+"""Generation messages, version 1: the request, streamed chunks and the final response.
 
 Every message is a frozen dataclass with `to_dict()` for sending and `from_dict()` for receiving;
-`from_dict` validates every field with bounds and ignores fields it does not know. Sizes here are
-the protocol's hard ceilings; a server may enforce tighter ones (its expert card says which).
+`from_dict` validates every field with bounds and ignores fields it does not know.
 """
 
 from __future__ import annotations
@@ -11,6 +10,18 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from protocol.limits import (
+    FINISH_REASONS,
+    MAX_MESSAGES,
+    MAX_NEW_TOKENS,
+    MAX_PROMPT_CHARS,
+    MAX_REQUEST_ID_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_SEQUENCES,
+    MAX_TOP_LOGPROBS,
+    PROTOCOL_VERSION,
+    ROLES,
+)
 from protocol.validate import (
     ProtocolError,
     check_version,
@@ -22,20 +33,6 @@ from protocol.validate import (
     get_str,
     get_token_ids,
 )
-
-PROTOCOL_VERSION = 1
-
-MAX_PROMPT_CHARS = 32_768
-MAX_MESSAGES = 64
-MAX_NEW_TOKENS = 4_096
-MAX_STOP_SEQUENCES = 4
-MAX_STOP_CHARS = 64
-MAX_TOP_LOGPROBS = 20
-MAX_SCORE_TOKENS = 8_192
-MAX_REQUEST_ID_CHARS = 64
-MAX_DOMAINS = 16
-ROLES = ("system", "user", "assistant")
-FINISH_REASONS = ("stop", "length", "eos", "cancelled", "error")
 
 
 def new_request_id() -> str:
@@ -277,133 +274,3 @@ class GenerateResponse:
             "logprobs": [lp.to_dict() for lp in self.logprobs],
             "timings": asdict(self.timings),
         }
-
-
-@dataclass(frozen=True)
-class ScoreRequest:
-    """Teacher-forced log-probabilities of `token_ids[start:]` given everything before each one."""
-
-    token_ids: tuple[int, ...]
-    start: int = 1
-    top_k: int = 0
-    request_id: str = field(default_factory=new_request_id)
-    version: int = PROTOCOL_VERSION
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScoreRequest:
-        check_version(d, PROTOCOL_VERSION)
-        ids = get_token_ids(d, "token_ids", max_len=MAX_SCORE_TOKENS)
-        if len(ids) < 2:
-            raise ProtocolError("'token_ids' needs at least 2 tokens to score", field="token_ids")
-        return cls(
-            token_ids=tuple(ids),
-            start=get_int(d, "start", lo=1, hi=len(ids) - 1, default=1),
-            top_k=get_int(d, "top_k", lo=0, hi=MAX_TOP_LOGPROBS, default=0),
-            request_id=get_str(
-                d, "request_id", max_len=MAX_REQUEST_ID_CHARS, min_len=1, default=new_request_id()
-            ),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "request_id": self.request_id,
-            "token_ids": list(self.token_ids),
-            "start": self.start,
-            "top_k": self.top_k,
-        }
-
-
-@dataclass(frozen=True)
-class ScoreResponse:
-    """`logprobs[i]` and `ranks[i]` (0 = the model's argmax) for token `start + i`."""
-
-    request_id: str
-    logprobs: tuple[float, ...]
-    ranks: tuple[int, ...]
-    top: tuple[tuple[tuple[int, float], ...], ...] = ()
-    version: int = PROTOCOL_VERSION
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScoreResponse:
-        check_version(d, PROTOCOL_VERSION)
-        lps = get_list(d, "logprobs", max_len=MAX_SCORE_TOKENS)
-        ranks = get_list(d, "ranks", max_len=MAX_SCORE_TOKENS)
-        if len(lps) != len(ranks):
-            raise ProtocolError("'logprobs' and 'ranks' must have the same length", field="ranks")
-        return cls(
-            request_id=get_str(d, "request_id", max_len=MAX_REQUEST_ID_CHARS),
-            logprobs=tuple(get_float({"x": x}, "x", lo=-1e9, hi=0.0) for x in lps),
-            ranks=tuple(get_int({"x": x}, "x", lo=0, hi=1 << 24) for x in ranks),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "request_id": self.request_id,
-            "logprobs": list(self.logprobs),
-            "ranks": list(self.ranks),
-            "top": [[list(p) for p in row] for row in self.top],
-        }
-
-
-@dataclass(frozen=True)
-class ExpertCard:
-    """What a miner declares it serves. `weights_hash` pins the exact weights (sha256 hex)."""
-
-    model_id: str
-    revision: str
-    weights_hash: str
-    domains: tuple[str, ...]
-    max_context: int
-    capacity: int  # concurrent sequences the engine batches
-    engine: str  # e.g. "hf-continuous/0.1" or "vllm/0.6"
-    max_new_tokens: int = MAX_NEW_TOKENS
-    version: int = PROTOCOL_VERSION
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ExpertCard:
-        check_version(d, PROTOCOL_VERSION)
-        domains = get_list(d, "domains", max_len=MAX_DOMAINS, min_len=1)
-        for i, x in enumerate(domains):
-            if not isinstance(x, str) or not 0 < len(x) <= 32:
-                raise ProtocolError(f"'domains[{i}]' must be a short string", field="domains")
-        return cls(
-            model_id=get_str(d, "model_id", max_len=256, min_len=1),
-            revision=get_str(d, "revision", max_len=64, min_len=1),
-            weights_hash=get_str(d, "weights_hash", max_len=128, min_len=8),
-            domains=tuple(domains),
-            max_context=get_int(d, "max_context", lo=1, hi=1 << 20),
-            capacity=get_int(d, "capacity", lo=1, hi=1 << 16),
-            engine=get_str(d, "engine", max_len=64),
-            max_new_tokens=get_int(
-                d, "max_new_tokens", lo=1, hi=MAX_NEW_TOKENS, default=MAX_NEW_TOKENS
-            ),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["domains"] = list(self.domains)
-        return d
-
-
-@dataclass(frozen=True)
-class ErrorBody:
-    """Every 4xx/5xx body: a stable code, a message for humans, optionally when to retry."""
-
-    error: str
-    message: str
-    retry_after: float | None = None
-    field: str | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ErrorBody:
-        return cls(
-            error=get_str(d, "error", max_len=64),
-            message=get_str(d, "message", max_len=4096, default=""),
-            retry_after=get_float(d, "retry_after", lo=0.0, hi=86400.0, default=None),
-            field=get_str(d, "field", max_len=64, default=None),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
