@@ -8,8 +8,9 @@ epoch is also timed with list-of-tuples rows, the chain's literal storage format
     .venv/bin/python scripts/bench_yuma.py [--fixed-max-uids 4096] [--repeat 5]
 
 Prints a table and writes bench_results/bench_yuma.json. Use `taskset -c 0` for one core.
-The "machine check" line (one in-place add over 8 MB; ~0.5 ms on an idle core) says how
-loaded the core was: on a shared machine every timing scales with it.
+The "machine check" line (load average and one in-place add over 64 MB, past the caches)
+says how loaded the machine was: on a shared machine every timing scales with it, so
+compare runs only at similar checks.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def timed(state: SubnetState, params: YumaParams, mode: str, repeat: int) -> flo
 
 
 def machine_check_ms(repeat: int = 20) -> float:
-    """Best time of one memory-bound numpy pass over 8 MB: a yardstick for machine load."""
-    a = np.ones(1 << 20)
+    """Best time of one memory-bound numpy pass over 64 MB: a yardstick for machine load."""
+    a = np.ones(1 << 23)
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -81,7 +82,8 @@ def main() -> None:
     ap.add_argument("--fixed-max-uids", type=int, default=4096, help="skip fixed above this n")
     args = ap.parse_args()
     check = machine_check_ms()
-    print(f"machine check: 8 MB in-place add = {check:.2f} ms (idle core ~0.5)")
+    load = os.getloadavg()[0]
+    print(f"machine check: load average {load:.1f}, 64 MB in-place add {check:.2f} ms")
     rows = []
     for validators, n in SIZES:
         for yuma3 in (False, True):
@@ -111,6 +113,7 @@ def main() -> None:
     meta = {
         "cpu_count": os.cpu_count(),
         "affinity": sorted(os.sched_getaffinity(0)),
+        "load_average": load,
         "machine_check_ms": check,
         "machine_check_after_ms": machine_check_ms(),
     }
