@@ -7,6 +7,9 @@ Prints a table and writes bench_results/bench_load.json.
 - miner: capacity = max_batch + max_queue; 4x that many concurrent streamed generations per
   wave. Admitted requests' TTFT (p50/p99, measured by the client), refusals (must be 429 with a
   Retry-After header, nothing else), peak RSS of the process (client + server, one process).
+- gateway: N concurrent streaming clients (official `openai` async client, one API key each)
+  through a validator's OpenAI gateway to a few real tiny-expert miners, all in this process:
+  success rate, TTFT p50/p99 (first content chunk, as the client sees it), peak RSS.
 - chain: separate process (`dmoe chain`, 0.25 s blocks). Per block each validator sets weights
   through the SDK and each reader fetches the metagraph; reports successes, latencies and how
   far block production drifted from its period.
@@ -152,6 +155,132 @@ async def bench_miner(waves: int) -> dict:
     }
 
 
+# --- gateway --------------------------------------------------------------------------------
+async def bench_gateway(clients: int, n_miners: int = 4, max_tokens: int = 16) -> dict:
+    """`clients` concurrent streaming chat completions through one gateway to `n_miners`."""
+    import httpx2
+    import openai
+    import torch
+
+    from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
+    from subnet.engine.experts import build_tiny_experts
+    from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
+    from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
+    from subnet.miner.server import MinerServer
+    from subnet.net import SignedClient
+    from subnet.validator.config import GatewayConfig, LoopConfig, ValidatorConfig
+    from subnet.validator.gateway import Gateway
+    from subnet.validator.loop import Validator
+    from subnet.validator.query import MinerInfo
+    from subnet.validator.router import RouterConfig
+    from subnet.validator.state import StateStore
+    from subnet.validator.verifier import ExpertRegistry, Verifier
+
+    torch.set_num_threads(1)
+    root = build_tiny_experts(Path(tempfile.gettempdir()) / "dmoe-tiny-experts-test", size="test")
+    reg = ExpertRegistry.load_dir(next(iter(root.values())).parent)
+    experts = list(reg.experts.values())
+    val_w = wallet("gw-val")
+    snapshot = MetagraphSnapshot(1, {val_w.hotkey.ss58_address: Peer(0, 1000.0, True)})
+    common = CommonConfig(1, WalletConfig(), SubtensorConfig(),
+                          AxonConfig(ip="127.0.0.1", port=0), LoggingConfig())  # fmt: skip
+    # Enough slots in all (batch + queue per miner) for every client: the gateway, not the
+    # miners' admission, is what this measures.
+    per_miner = -(-clients // n_miners)
+    mcfg = MinerConfig(
+        common=common,
+        engine=EngineConfig(expert="unused", max_batch=16, max_queue=max(16, per_miner)),
+        server=ServerConfig(
+            max_new_tokens=64,
+            drain_s=5,
+            policy=AdmissionPolicy(total_tokens_per_s=1e9, min_burst_tokens=1e9),
+        ),  # fmt: skip
+        publish=False,
+    )
+    servers, infos = [], []
+    for i in range(n_miners):
+        server = MinerServer.create(mcfg, wallet=wallet(f"gw-miner{i}"),
+                                    expert=experts[i % len(experts)], snapshot=snapshot)  # fmt: skip
+        await server.start()
+        servers.append(server)
+        infos.append(MinerInfo(i + 1, server.hotkey, server.url, server.engine.card))
+    signed = SignedClient.create(val_w.hotkey, max_connections=4 * clients)
+    vcfg = ValidatorConfig(common=common, state_path=_TMP / "gw-state.json",
+                           loop=LoopConfig(step_s=3600, seed=1))  # fmt: skip
+    v = Validator(vcfg, signed=signed, verifier=Verifier(reg), store=StateStore(vcfg.state_path))
+    v.set_miners(infos)
+    keys = tuple(f"sk-load-{i}" for i in range(clients))  # one user (key) per client
+    gw = Gateway(v, GatewayConfig(port=0, api_keys=keys, verify_share=0.0),
+                 RouterConfig(explore=0.0))  # fmt: skip
+    await gw.start("127.0.0.1", 0)
+    http = httpx2.AsyncClient(
+        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=None)
+    )
+    base = f"http://127.0.0.1:{gw.port}/v1"
+    ttfts: list[float] = []
+    outcomes: dict[str, int] = {}
+    peak = rss_mb()
+    start = asyncio.Event()
+
+    async def one(i: int) -> None:
+        c = openai.AsyncOpenAI(base_url=base, api_key=keys[i], http_client=http,
+                               max_retries=0, timeout=120)  # fmt: skip
+        await start.wait()
+        t0 = time.perf_counter()
+        first, parts = None, []
+        try:
+            stream = await c.chat.completions.create(
+                model="auto", stream=True, max_tokens=max_tokens,
+                messages=[{"role": "user", "content": f"What is {i % 97} + {i % 13} ="}],
+            )  # fmt: skip
+            async for chunk in stream:
+                text = chunk.choices[0].delta.content if chunk.choices else None
+                if text and first is None:
+                    first = time.perf_counter() - t0
+                parts.append(text or "")
+            key = "ok" if first is not None and "".join(parts) else "empty"
+            if first is not None:
+                ttfts.append(first)
+        except openai.APIStatusError as err:
+            key = str(err.status_code)
+        except (openai.APIError, httpx2.HTTPError) as err:
+            key = type(err).__name__
+        outcomes[key] = outcomes.get(key, 0) + 1
+
+    async def sample_rss(stop: asyncio.Event) -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_mb())
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(clients)]
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_rss(stop))
+    await asyncio.sleep(0.1)
+    t_all = time.perf_counter()
+    start.set()  # every client starts its stream at once
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t_all
+    stop.set()
+    await sampler
+    await http.aclose()
+    await gw.stop()
+    await signed.close()
+    for server in servers:
+        await server.stop()
+    return {
+        "clients": clients,
+        "miners": n_miners,
+        "max_tokens": max_tokens,
+        "outcomes": outcomes,
+        "success_rate": outcomes.get("ok", 0) / clients,
+        "ttft_p50_ms": pct(ttfts, 0.5) * 1e3,
+        "ttft_p99_ms": pct(ttfts, 0.99) * 1e3,
+        "peak_rss_mb": peak,
+        "wall_s": wall,
+    }
+
+
 # --- chain ----------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
@@ -275,13 +404,39 @@ async def bench_chain(blocks: int, n_validators: int = 8, n_readers: int = 50) -
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["miner", "gateway", "chain"], default=None)
+    ap.add_argument("--clients", type=int, default=200, help="gateway: concurrent streams")
     args = ap.parse_args()
-    results = {
-        "miner": await bench_miner(waves=2 if args.quick else 5),
-        "chain": await bench_chain(blocks=8 if args.quick else 40),
-    }
+    results = json.loads(RESULTS.read_text()) if args.only and RESULTS.is_file() else {}
+    if args.only in (None, "miner"):
+        results["miner"] = await bench_miner(waves=2 if args.quick else 5)
+    if args.only in (None, "gateway"):
+        results["gateway"] = await bench_gateway(args.clients)
+    if args.only in (None, "chain"):
+        results["chain"] = await bench_chain(blocks=8 if args.quick else 40)
+    for name, value in _rows(results):
+        print(f"{name:<42} {value}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+def _rows(results: dict) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if "gateway" in results:
+        g = results["gateway"]
+        rows += [
+            ("gateway: clients / miners", f"{g['clients']} / {g['miners']}"),
+            ("gateway: outcomes", json.dumps(g["outcomes"])),
+            ("gateway: success rate", f"{g['success_rate']:.1%}"),
+            ("gateway: TTFT p50 / p99", f"{g['ttft_p50_ms']:.0f} / {g['ttft_p99_ms']:.0f} ms"),
+            ("gateway: peak RSS (clients+gateway+miners)", f"{g['peak_rss_mb']:.0f} MB"),
+        ]
+    if "miner" not in results or "chain" not in results:
+        return rows
     m, c = results["miner"], results["chain"]
-    rows = [
+    rows += [
         ("miner: concurrency / capacity", f"{m['concurrency']} / {m['capacity']}"),
         ("miner: statuses", json.dumps(m["statuses"])),
         ("miner: every refusal 429 + Retry-After", str(m["all_refusals_429_retry_after"])),
@@ -300,12 +455,7 @@ async def main() -> int:
             f"{c['metagraph_p50_ms']:.0f} / {c['metagraph_p99_ms']:.0f} ms",
         ),  # fmt: skip
     ]
-    for name, value in rows:
-        print(f"{name:<42} {value}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
-    print(f"wrote {RESULTS}")
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

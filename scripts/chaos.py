@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -48,17 +49,25 @@ SCENARIOS = {
     "test_unadmitted_callers_are_403": ("admission", "unregistered, non-validator, low stake", 1),
     "test_chain_rejects_unsigned_forged_tampered_replayed": ("chain extrinsic auth", "unsigned, "
                                        "zeroed, forged signer, tampered, future, replayed", 6),
-    "test_each_cheat_is_caught_with_its_reason": ("adversarial miners", "13 cheats vs 2 honest "
-                                                  "miners, 3 validator steps", 45),
+    "test_each_cheat_is_caught_with_its_reason": ("adversarial miners (in-process)", "13 cheats "
+                                                  "vs 2 honest miners, 3 validator steps", 45),
+    "test_honest_miners_take_the_incentive_and_every_cheat_is_caught": ("adversarial miners on a "
+        "localnet", "13 cheating miner processes + 2 honest, 2 validators, 8 epochs: honest >= 95% "
+        "of incentive, each cheat scored 0 with a reason", 13),
+    "test_sigkill_chain_validator_and_miner": ("localnet SIGKILL faults", "SIGKILL + restart of "
+        "the chain, a validator, a miner (see the faults table)", 3),
+    "test_fifty_concurrent_streams_all_complete": ("gateway concurrency (default suite)", "50 "
+        "concurrent streaming openai clients, 2 tiny miners", 50),
 }  # fmt: skip
 
 
-def run_pytest() -> list[dict]:
+def run_pytest(figures: Path) -> list[dict]:
     report = Path(tempfile.mkdtemp()) / "junit.xml"
     dirs = [d for d in ("tests/hostile", "tests/faults", "tests/load") if (ROOT / d).is_dir()]
     cmd = [sys.executable, "-m", "pytest", *dirs, "-q", "-m", "slow or not slow",
            "-p", "no:cacheprovider", f"--junitxml={report}"]  # fmt: skip
-    subprocess.run(cmd, cwd=ROOT, check=False)
+    env = dict(os.environ, DMOE_RELIABILITY_DIR=str(figures))  # tests record figures there
+    subprocess.run(cmd, cwd=ROOT, check=False, env=env)
     cases = []
     for tc in ET.parse(report).getroot().iter("testcase"):
         failed = tc.find("failure") is not None or tc.find("error") is not None
@@ -80,6 +89,54 @@ def table(cases: list[dict]) -> list[str]:
         outcome = "held" if ran and not failed else ("skipped" if not ran else f"FAILED ({failed})")
         rows.append(f"| {scenario} | {tried} | {len(ran) * per} | {outcome} |")
     return rows
+
+
+def cheater_rows(figures: Path) -> list[str]:
+    path = figures / "localnet_adversaries.json"
+    if not path.is_file():
+        return ["(no localnet cheater run recorded)"]
+    r = json.loads(path.read_text())
+    caught = {c["what"].split(" caught")[0]: c for c in r["checks"] if " caught" in c["what"]}
+    share = next((c for c in r["checks"] if c["what"].startswith("honest miners")), None)
+    rows = [f"Localnet with cheaters: incentive in the last of {r['epochs']} epochs, and the reasons "
+            "the validators logged (`scored 0: <reason>`, counts over both validators).", "",
+            "| miner | incentive | caught | reasons |", "|---|---:|---|---|"]  # fmt: skip
+    for u in r["table"]:
+        c = caught.get(u["label"])
+        verdict = "-" if c is None else ("yes" if c["ok"] else "NO")
+        reasons = "-" if c is None else c["detail"]
+        rows.append(f"| {u['label']} | {u['incentive']:.3f} | {verdict} | {reasons} |")
+    if share is not None:
+        rows += ["", f"Honest miners' share of miner incentive: {share['detail']} "
+                 f"({'held' if share['ok'] else 'FAILED'}: >= 95% required)."]  # fmt: skip
+    return rows
+
+
+def fault_rows(figures: Path) -> list[str]:
+    path = figures / "localnet_faults.json"
+    if not path.is_file():
+        return ["(no localnet fault run recorded)"]
+    f = json.loads(path.read_text())
+    rows = ["| fault (SIGKILL, then restart with the same args) | figures |", "|---|---|"]
+    if c := f.get("chain"):
+        rows.append(f"| chain | last block before kill {c['last_block_before_kill']}, first after "
+                    f"restart {c['first_block_after']}; {c['acknowledged_transfers']} acknowledged "
+                    f"transfers, {c['lost']} lost; back in {c['restart_s']} s; validator set weights "
+                    f"again at block {c['weights_again_block']} |")  # fmt: skip
+    if v := f.get("validator"):
+        rows.append(f"| validator | step counter {v['step_before']} -> {v['step_after']} (state file); "
+                    f"{v['scores_kept']} miner scores kept; weights set {v['blocks_to_weights']} "
+                    f"blocks after it came back (tempo {TEMPO}) |")  # fmt: skip
+    if m := f.get("miner"):
+        rows.append(f"| miner | client error in {m['client_error_s'] * 1e3:.0f} ms; gateway answered "
+                    f"{m['gateway_status']}; score {m['score_before']} -> {m['score_down']} while "
+                    f"down {m['downtime_s']} s ({m['samples_while_down']} samples) -> "
+                    f"{m['score_back']} after {m['samples_to_recover']} samples "
+                    f"({m['recover_s']} s) |")  # fmt: skip
+    return rows
+
+
+TEMPO = 12  # tests/faults/test_localnet_faults.py
 
 
 def load_rows(run: bool) -> list[str]:
@@ -104,6 +161,19 @@ def load_rows(run: bool) -> list[str]:
         f"(p99 {c['set_weights_p99_ms']:.0f} ms); metagraph {c['metagraph_reads']} ok / "
         f"{c['metagraph_failed']} failed (p99 {c['metagraph_p99_ms']:.0f} ms) | "
         f"{_chain_outcome(c)} |",
+    ] + _gateway_row(r.get("gateway"))
+
+
+def _gateway_row(g: dict | None) -> list[str]:
+    if not g:
+        return []
+    held = "held" if g["success_rate"] >= 0.99 else "FAILED"
+    return [
+        f"| gateway, {g['clients']} concurrent streaming clients (openai client, one key each) "
+        f"to {g['miners']} tiny-expert miners | outcomes {g['outcomes']}; success "
+        f"{g['success_rate']:.1%}; TTFT p50 {g['ttft_p50_ms']:.0f} ms / p99 "
+        f"{g['ttft_p99_ms']:.0f} ms; peak RSS {g['peak_rss_mb']:.0f} MB (clients + gateway + "
+        f"miners, one process) | {held} (>= 99% complete) |"
     ]
 
 
@@ -116,12 +186,23 @@ def _chain_outcome(c: dict) -> str:
     return "partial: no errors, but not every client finishes an operation every block"
 
 
+KNOWN_LIMITS = [
+    "Known limits: a replayer that serves the same model's answer to an *earlier* prompt "
+    "passes verification when the tiny experts answer both prompts alike (about half the time "
+    "in the in-process adversary test); it is caught on the other answers, so its score stays "
+    "far below an honest miner's. On a localnet the copycat cannot relay at all: honest miners "
+    "admit validators only, so its relay gets `403 not_validator` and it fails every query "
+    "(reason `error`); admission, not verification, is the defence against relaying.",
+]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--load", action="store_true", help="also run scripts/bench_load.py --quick")
     args = ap.parse_args()
     t = time.time()
-    cases = run_pytest()
+    figures = Path(tempfile.mkdtemp(prefix="chaos-figures-"))
+    cases = run_pytest(figures)
     lines = [
         "# Reliability",
         "",
@@ -133,13 +214,13 @@ def main() -> int:
         "",
         *table(cases),
         "",
+        *cheater_rows(figures),
+        "",
+        *fault_rows(figures),
+        "",
         *load_rows(args.load),
         "",
-        "Known limits (not held, or not yet tried): a copycat or replayer that serves the same "
-        "model's answer to an *earlier* prompt passes verification when the tiny experts answer "
-        "both prompts alike (about half the time in the adversary test); admission (validators "
-        "only) is the defence against relaying. Localnet SIGKILL faults and the 200-client "
-        "gateway load are not yet scripted here.",
+        *KNOWN_LIMITS,
     ]
     DOC.write_text("\n".join(lines) + "\n")
     print(f"wrote {DOC}")

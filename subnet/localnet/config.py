@@ -25,6 +25,9 @@ class LocalnetConfig:
     dashboard: bool = True  # live terminal table; off prints one line per epoch
     fresh: bool = False  # wipe DATA_DIR first instead of resuming from it
     debug: bool = False
+    # One extra cheating miner per name (subnet.miner.adversary.ADVERSARIES), for the subnet's
+    # own reliability runs: the summary then checks that honest miners take the incentive.
+    adversaries: tuple[str, ...] = ()
 
     @property
     def experts_path(self) -> Path:
@@ -44,6 +47,11 @@ def add_localnet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dashboard", action="store_true", help="plain log lines instead")
     p.add_argument("--fresh", action="store_true", help="wipe the data dir and start over")
     p.add_argument("--logging.debug", dest="debug", action="store_true")
+    p.add_argument(
+        "--adversaries",
+        default="",
+        help="comma-separated cheats (subnet.miner.adversary), one extra miner each; 'all' for every one",
+    )
 
 
 def localnet_config_from_args(a: argparse.Namespace) -> LocalnetConfig:
@@ -59,6 +67,7 @@ def localnet_config_from_args(a: argparse.Namespace) -> LocalnetConfig:
         raise ConfigError("--epochs must be >= 0 (0 runs until Ctrl-C)")
     if a.stake <= 0:
         raise ConfigError("--stake must be > 0 TAO")
+    adversaries = _adversaries(a.adversaries)
     return LocalnetConfig(
         data_dir=a.data_dir.expanduser().resolve(),
         miners=a.miners,
@@ -72,4 +81,21 @@ def localnet_config_from_args(a: argparse.Namespace) -> LocalnetConfig:
         dashboard=not a.no_dashboard,
         fresh=a.fresh,
         debug=a.debug,
+        adversaries=adversaries,
     )
+
+
+def _adversaries(value: str) -> tuple[str, ...]:
+    from subnet.miner.adversary import ADVERSARIES
+
+    names = [n.strip() for n in (value or "").split(",") if n.strip()]
+    if names == ["all"]:
+        return ADVERSARIES
+    unknown = [n for n in names if n not in ADVERSARIES]
+    if unknown:
+        raise ConfigError(
+            f"--adversaries: unknown {', '.join(unknown)}; choose from {', '.join(ADVERSARIES)} or 'all'"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError("--adversaries: each name at most once")
+    return tuple(names)

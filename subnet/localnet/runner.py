@@ -223,6 +223,11 @@ class Localnet:
         lay = self.layout
         summary = hist.summarize(self.history)
         summary.epochs = self.epochs_this_run
+        if self.history and self.config.adversaries:
+            from subnet.localnet.cheats import cheat_checks, reasons_from_logs
+
+            logs = [lay.log_dir / f"{n.name}.log" for n in lay.neurons if n.role == "validator"]
+            summary.checks += cheat_checks(self.history[-1], reasons_from_logs(logs))
         if self.history:
             hist.plot(self.history, lay.data_dir / "incentive.png")
         return summary
@@ -240,7 +245,7 @@ class Localnet:
 def _epoch_line(row: hist.EpochRow) -> str:
     parts = [f"epoch {row.epoch} @ block {row.block}:"]
     for u in row.uids:
-        if u.role == "miner":
+        if u.role in ("miner", "cheater"):
             parts.append(f"{u.label} I={u.incentive:.3f}")
         elif u.role == "validator":
             parts.append(f"{u.label} D={u.dividends:.3f}")
@@ -257,11 +262,11 @@ def write_report(net: Localnet, summary: hist.Summary, seconds: float) -> str:
     ]
     if net.history:
         lines.append(
-            f"{'uid':>4} {'role':<10} {'neuron':<18} {'incentive':>9} {'dividends':>9} {'emission α':>11}"
+            f"{'uid':>4} {'role':<10} {'neuron':<26} {'incentive':>9} {'dividends':>9} {'emission α':>11}"
         )
         for u in net.history[-1].uids:
             lines.append(
-                f"{u.uid:>4} {u.role:<10} {u.label:<18} {u.incentive:>9.3f} {u.dividends:>9.3f} {u.emission_rao / 1e9:>11.3f}"
+                f"{u.uid:>4} {u.role:<10} {u.label:<26} {u.incentive:>9.3f} {u.dividends:>9.3f} {u.emission_rao / 1e9:>11.3f}"
             )
         lines.append("")
     for what, ok, detail in summary.checks:

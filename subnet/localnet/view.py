@@ -33,6 +33,7 @@ class NeuronInfo:
     expert: str = "-"  # miners: which offline expert they serve
     metrics_port: int = 0
     hotkey: str = ""
+    adversary: str = ""  # miners run with --adversary NAME (a cheat, for reliability runs)
 
 
 @dataclass
@@ -79,12 +80,18 @@ class LocalnetLayout:
                 netuid=raw.get("netuid"),
                 owner_hotkey=raw.get("owner_hotkey", ""),
             )
-            roles = [n.role for n in lay.neurons]
-            if roles.count("miner") == cfg.miners and roles.count("validator") == cfg.validators:
+            roles = [n.role for n in lay.neurons if not n.adversary]
+            cheats = tuple(n.adversary for n in lay.neurons if n.adversary)
+            if (
+                roles.count("miner") == cfg.miners
+                and roles.count("validator") == cfg.validators
+                and cheats == cfg.adversaries
+            ):
                 return lay
             raise ValueError(
-                f"{cfg.data_dir} holds a localnet with {roles.count('miner')} miners and "
-                f"{roles.count('validator')} validators; pass the same counts, or --fresh to start over"
+                f"{cfg.data_dir} holds a localnet with {roles.count('miner')} miners, "
+                f"{roles.count('validator')} validators and adversaries {','.join(cheats) or '-'}; "
+                "pass the same, or --fresh to start over"
             )
         neurons = [
             NeuronInfo(f"validator-{i + 1}", "validator", free_port())
@@ -95,6 +102,16 @@ class LocalnetLayout:
                 f"miner-{i + 1}", "miner", free_port(), expert=EXPERT_CYCLE[i % len(EXPERT_CYCLE)]
             )
             for i in range(cfg.miners)
+        ]
+        neurons += [
+            NeuronInfo(
+                f"cheat-{name}",
+                "miner",
+                free_port(),
+                expert=EXPERT_CYCLE[i % len(EXPERT_CYCLE)],
+                adversary=name,
+            )
+            for i, name in enumerate(cfg.adversaries)
         ]
         lay = cls(data_dir=cfg.data_dir, chain_port=free_port(), neurons=neurons)
         lay.save()
@@ -155,6 +172,7 @@ class LocalnetLayout:
                 str(cfg.experts_path),
                 "--metagraph-refresh-s",
                 str(max(2.0, cfg.block_time * cfg.tempo / 2)),
+                *self._adversary_args(n),
             ]
         return [
             "validator",
@@ -176,6 +194,17 @@ class LocalnetLayout:
             str(max(2.0, cfg.block_time * cfg.tempo / 2)),
         ]
 
+    def _adversary_args(self, n: NeuronInfo) -> list[str]:
+        if not n.adversary:
+            return []
+        args = ["--adversary", n.adversary]
+        if n.adversary == "copycat":
+            # It relays the first honest miner's answers; that miner admits validators only,
+            # so the relay is refused (403): admission is the real defence against copying.
+            target = next(m for m in self.neurons if m.role == "miner" and not m.adversary)
+            args += ["--adversary.target", f"http://127.0.0.1:{target.port},{target.hotkey}"]
+        return args
+
     def by_hotkey(self) -> dict[str, NeuronInfo]:
         return {n.hotkey: n for n in self.neurons if n.hotkey}
 
@@ -186,7 +215,7 @@ def _role(hotkey: str, layout: LocalnetLayout) -> tuple[str, str, str]:
     n = layout.by_hotkey().get(hotkey)
     if n is None:
         return "other", hotkey[:8], "-"
-    return n.role, n.name, n.expert
+    return ("cheater" if n.adversary else n.role), n.name, n.expert
 
 
 def epoch_row(
@@ -269,7 +298,7 @@ async def collect_view(
                 dividends=float(nrn.dividends),
                 emission_rao=int(nrn.emission.rao),
                 stake_rao=int(nrn.total_stake.rao),
-                serving=role != "miner" or nrn.axon is not None,
+                serving=role not in ("miner", "cheater") or nrn.axon is not None,
             )
         )
     return NetView(
