@@ -40,6 +40,8 @@ from subnet.engine.scoring import score_batch
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "hf-continuous/0.1"
+# Bounds one scoring forward (its logits are tokens x vocab floats).
+SCORE_TOKENS_PER_STEP = 16_384
 
 
 @dataclass
@@ -58,6 +60,7 @@ class _Seq:
     prefix_at: int = 0  # incremental detokenizer window (see _detokenize)
     read_at: int = 0
     stopped: bool = False
+    finished: bool = False
     started: float = 0.0
     first_token: float = 0.0
 
@@ -217,6 +220,8 @@ class HFEngine:
             )
         job = _ScoreJob(req, Future())
         with self._wake:
+            if len(self._scores) >= max(1, self.max_queue):
+                raise EngineFull(f"{len(self._scores)} score requests queued; at capacity")
             self._scores.append(job)
             self._wake.notify()
         return await asyncio.wrap_future(job.future)
@@ -236,8 +241,7 @@ class HFEngine:
                     break
                 free = min(self.max_batch - len(self._rows), self.max_prefill)
                 newcomers = [self._pending.popleft() for _ in range(min(free, len(self._pending)))]
-                scores = list(self._scores)
-                self._scores.clear()
+                scores = self._take_scores()
             try:
                 self._step(newcomers, scores)
                 self._flush()
@@ -253,6 +257,20 @@ class HFEngine:
         for seq in self._rows + list(self._pending):
             self._finish(seq, "cancelled")
         self._flush()
+        for job in self._scores:
+            job.future.set_exception(EngineStopped("the engine stopped"))
+
+    def _take_scores(self) -> list[_ScoreJob]:
+        """Score jobs for this step, up to SCORE_TOKENS_PER_STEP tokens (at least one job)."""
+        jobs: list[_ScoreJob] = []
+        tokens = 0
+        while self._scores and (
+            not jobs or tokens + len(self._scores[0].req.token_ids) <= SCORE_TOKENS_PER_STEP
+        ):
+            job = self._scores.popleft()
+            jobs.append(job)
+            tokens += len(job.req.token_ids)
+        return jobs
 
     def _flush(self) -> None:
         if self._outbox and self._loop is not None:
@@ -427,6 +445,9 @@ class HFEngine:
         self._outbox.append((seq.handle, chunk))
 
     def _finish(self, seq: _Seq, reason: str) -> None:
+        if seq.finished:  # a failed step may list a sequence twice
+            return
+        seq.finished = True
         with self._wake:
             self._inflight -= 1
         if not seq.stopped and seq.out:

@@ -206,6 +206,9 @@ async def score(request: web.Request) -> web.Response:
         return refused
     try:
         result = await app[ENGINE].score(req)
+    except EngineFull as err:
+        metrics.reject("score", 429, "at_capacity")
+        return error_response(429, "at_capacity", str(err), retry_after=err.retry_after)
     except RequestRejected as err:
         metrics.reject("score", 400, "rejected")
         return error_response(400, "request_rejected", str(err), field=err.field)
