@@ -230,19 +230,31 @@ async def main_async(args) -> dict:
 
     async def all_levels(call_factory):
         # Paths run back to back per level so that they see the same background load.
-        for c in levels:
-            row = results.setdefault(str(c), {})
-            row["engine"] = await closed_loop(
-                engine_call(engine, args.max_tokens), texts, c, args.rounds, stagger
-            )
-            row["miner"] = await closed_loop(
-                call_factory(args.max_tokens), texts, c, args.rounds, stagger
-            )
-            row["static"] = run_static(expert, texts[:c], args.max_tokens)
-            naive_n = min(c, args.naive_max)
-            row["naive"] = await run_naive(expert, texts[:naive_n], args.max_tokens)
-            row["loadavg"] = os.getloadavg()[0]
-            print(f"C={c} {row}", flush=True)
+        # With --repeat N each (level, path) keeps its best of N runs: on a shared CPU the best
+        # run is the one least disturbed by other work.
+        for rep in range(args.repeat):
+            for c in levels:
+                row = results.setdefault(str(c), {})
+                naive_n = min(c, args.naive_max)
+                runs = {
+                    "engine": lambda c=c: closed_loop(
+                        engine_call(engine, args.max_tokens), texts, c, args.rounds, stagger
+                    ),
+                    "miner": lambda c=c: closed_loop(
+                        call_factory(args.max_tokens), texts, c, args.rounds, stagger
+                    ),
+                    "static": lambda c=c: asyncio.to_thread(
+                        run_static, expert, texts[:c], args.max_tokens
+                    ),
+                    "naive": lambda n=naive_n: run_naive(expert, texts[:n], args.max_tokens),
+                }
+                for path, run in runs.items():
+                    r = await run()
+                    r["loadavg"] = os.getloadavg()[0]
+                    if path not in row or r["tokens_per_s"] > row[path]["tokens_per_s"]:
+                        row[path] = r
+                print(f"repeat {rep} C={c} " + ", ".join(
+                    f"{p} {row[p]['tokens_per_s']:.0f} tok/s" for p in runs), flush=True)  # fmt: skip
 
     await with_miner(expert, max_batch, all_levels)
     await engine.stop()
@@ -263,7 +275,7 @@ def report(results: dict, args) -> dict:
         for path in ("engine", "miner", "static", "naive"):
             r = row[path]
             table.add_row(c, path, f"{r['tokens_per_s']:.0f}", f"{r['ttft_p50_ms']:.1f}",
-                          f"{r['ttft_p99_ms']:.1f}", str(r["requests"]), f"{row['loadavg']:.1f}")  # fmt: skip
+                          f"{r['ttft_p99_ms']:.1f}", str(r["requests"]), f"{r['loadavg']:.1f}")  # fmt: skip
     Console().print(table)
     summary = {}
     if "32" in results:
@@ -290,6 +302,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--max-prefill", type=int, default=8)
+    p.add_argument("--repeat", type=int, default=1, help="keep the best of N runs per path")
     p.add_argument("--naive-max", type=int, default=32, help="cap on naive requests per level")
     p.add_argument(
         "--no-stagger", dest="stagger", action="store_false", help="all clients start at once"
