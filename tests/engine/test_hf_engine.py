@@ -131,3 +131,19 @@ async def test_score_matches_score_batch(engine, math_expert):
     assert list(got.ranks) == want.ranks
     assert max(abs(a - b) for a, b in zip(got.logprobs, want.logprobs, strict=True)) < 1e-5
     assert len(got.top) == len(ids) - 2 and len(got.top[0]) == 2
+
+
+def test_incremental_detokenization_matches_a_full_decode(math_expert):
+    from subnet.engine.hf import _Seq
+
+    eng = HFEngine.create(math_expert)
+    tok = math_expert.tokenizer
+    text = "héllo wörld: ∑ x² → 42 ✓ def f(): return 'ünïcode' 😀 end"
+    ids = tok.encode(text, add_special_tokens=False)
+    seq = _Seq(req=GenerateRequest(prompt="x"), handle=None, prompt=[1], submitted=0.0, gen=None)
+    for t in ids:
+        seq.out.append(t)
+        eng._detokenize(seq)
+        assert "\ufffd" not in seq.text  # half characters are held back, never streamed
+        assert text.startswith(seq.text)
+    assert seq.text == text == tok.decode(ids)

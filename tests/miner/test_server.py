@@ -14,6 +14,7 @@ from subnet.engine.prompt import encode_prompt
 from subnet.engine.scoring import score_batch
 from subnet.miner import client as mc
 from subnet.miner.admission import AdmissionPolicy
+from subnet.net import SignedClient
 from tests.miner.conftest import miner_config
 
 
@@ -182,3 +183,27 @@ async def test_stop_drains_in_flight_requests(start_miner, signed):
     assert isinstance(items[-1], GenerateResponse)
     assert items[-1].finish_reason == "length" and items[-1].usage.completion_tokens == 40
     await stopping
+
+
+async def test_non_streaming_client_that_gives_up_frees_the_slot(start_miner, wallets):
+    server = await start_miner(miner_config(max_new_tokens=500))
+    client = SignedClient.create(wallets["v1"].hotkey)
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await client.post_json(
+                server.url + "/v1/generate",
+                GenerateRequest(prompt="1 +", max_tokens=500, stream=False).to_dict(),
+                receiver_ss58=server.hotkey,
+                timeout=0.2,
+            )
+    finally:
+        await client.close()
+    for _ in range(300):
+        if server.engine.active == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert server.engine.active == 0
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/metrics") as r:
+            text = await r.text()
+    assert 'dmoe_miner_requests_total{endpoint="generate",status="200"}' not in text
