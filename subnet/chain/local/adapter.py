@@ -8,6 +8,7 @@ caller's signer here, in the caller's process; the chain verifies the signature.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -77,6 +78,10 @@ class ChainSubstrate:
         self.node = node
         self.token_symbols: dict[int, str] = {}
         self._info: dict | None = None
+        self._head = -1  # highest block this adapter has seen the chain reach
+        # The local chain's fee is flat per call kind (accounts.fee_for: the genesis fee, or 0
+        # for free calls), so one estimate per (module, function) serves every later plan.
+        self._fees: dict[tuple[str, str], int] = {}
 
     async def _call(self, rpc: str, /, **params: Any) -> Any:
         return await self.node.call(rpc, params)
@@ -93,16 +98,29 @@ class ChainSubstrate:
 
     async def connect(self) -> None:
         self._info = await self._call("info")
+        self._head = max(self._head, int(self._info["block"]))
 
     async def close(self) -> None:
         await self.node.close()
 
     # -- chain metadata ---------------------------------------------------------------------
     async def block_hash(self, block: int | None = None) -> str | None:
+        # A block at or below a head already seen exists, and its hash is a pure function of
+        # the genesis hash and its number (no forks): the SDK's "hash of the block I was just
+        # told is the head" needs no round trip. The head itself, or a newer block, is asked.
+        if (
+            isinstance(block, int)
+            and not isinstance(block, bool)
+            and 0 <= block <= self._head
+            and self._info is not None
+        ):
+            return _hash(self._info["genesis_hash"], block)
         return await self._call("block_hash", block=block)
 
     async def block_number(self) -> int:
-        return int((await self._call("info"))["block"])
+        number = int((await self._call("info"))["block"])
+        self._head = max(self._head, number)
+        return number
 
     async def finalized_block_number(self) -> int:
         return await self.block_number()  # instant finality
@@ -181,7 +199,10 @@ class ChainSubstrate:
 
     async def estimate_fee(self, call, keypair) -> Balance:
         call = await self.compose(call)
-        return Balance.from_rao(int(await self._call("estimate_fee", call="0x" + call.data.hex())))
+        kind = (call.module, call.function)
+        if kind not in self._fees:
+            self._fees[kind] = int(await self._call("estimate_fee", call="0x" + call.data.hex()))
+        return Balance.from_rao(self._fees[kind])
 
     async def estimate_weight(self, call, keypair) -> dict:
         return {"ref_time": 1_000_000, "proof_size": 3_593}
@@ -264,7 +285,6 @@ class ChainSubstrate:
 
 
 def _hash(genesis_hash: str, number: int) -> str:
-    import hashlib
-
+    """`LocalChain.hash_of`, computed on the client side."""
     digest = hashlib.blake2b(f"{genesis_hash}:{number}".encode(), digest_size=32)
     return "0x" + digest.hexdigest()

@@ -1,6 +1,8 @@
 """The `dmoe chain` server: the local chain behind a small JSON protocol over aiohttp.
 
     POST /rpc      {"method": <ChainApi method>, "params": {...}} -> {"result": ...}
+    POST /rpc      {"method": "batch", "params": {"calls": [{"method", "params"}, ...]}}
+                   -> {"result": [{"result": ...} | {"error": {error JSON, "status": n}}, ...]}
     GET  /blocks   websocket: {"number": n} for every new block
     GET  /health   {"block": n, "genesis_hash": ...}
     GET  /metrics  Prometheus: head block, subnets, requests by method and status
@@ -8,6 +10,10 @@
 Refusals are 4xx with the project's error JSON and change nothing: malformed JSON (400
 bad_json), an unknown method (404 unknown_method), bad params (400 bad_params), a bad signature
 or a stale/replayed extrinsic (401 rejected_extrinsic), an oversized body (413 too_large).
+A batch (reads only; `HttpNode` sends the calls one event-loop turn issues together, e.g. the
+SDK's parallel preflight queries) answers each call as its own entry, in order; a refused entry
+changes nothing and does not affect the others. Big read answers are cached per state version
+(`answers.ReadCache`).
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from dataclasses import dataclass
 from aiohttp import WSCloseCode, web
 
 from subnet.chain.config import ChainConfig
-from subnet.chain.local.api import BadParams, ChainApi
+from subnet.chain.local.answers import ReadCache, Refusal, answer, batch_calls, batch_entry
+from subnet.chain.local.api import ChainApi
 from subnet.chain.local.chain import LocalChain
 from subnet.chain.local.genesis import Genesis
 from subnet.chain.local.metrics import ChainMetrics
-from subnet.chain.local.signing import SubmissionRejected
 from subnet.net import error_response
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,7 @@ API_KEY = web.AppKey("chain_api", ChainApi)
 SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet)
 LIMIT_KEY = web.AppKey("max_request_bytes", int)
 METRICS_KEY = web.AppKey("metrics", ChainMetrics)
+CACHE_KEY = web.AppKey("read_cache", ReadCache)
 
 
 def create_app(api: ChainApi, max_request_bytes: int) -> web.Application:
@@ -42,6 +49,7 @@ def create_app(api: ChainApi, max_request_bytes: int) -> web.Application:
     app[SOCKETS_KEY] = weakref.WeakSet()
     app[LIMIT_KEY] = max_request_bytes
     app[METRICS_KEY] = metrics = ChainMetrics(api.chain)
+    app[CACHE_KEY] = ReadCache()
     app.router.add_get("/metrics", metrics.handler)
     app.router.add_post("/rpc", rpc)
     app.router.add_get("/blocks", blocks)
@@ -72,19 +80,38 @@ async def _rpc(request: web.Request) -> tuple[str, web.StreamResponse]:
     if not isinstance(body, dict) or not isinstance(body.get("method"), str):
         return "?", error_response(400, "bad_request", 'expected {"method": str, "params": {...}}')
     method, params = body["method"], body.get("params", {})
+    if method == "batch":
+        return "batch", await _batch(request.app, params)
     if method not in api.methods:
         return "?", error_response(
             404, "unknown_method", f"unknown method {method!r}", field="method"
         )
     try:
-        result = await api.call(method, params)
-    except BadParams as err:
-        response = error_response(400, "bad_params", str(err), field="params")
-    except SubmissionRejected as err:
-        response = error_response(401, "rejected_extrinsic", str(err), field="extrinsic")
-    else:
-        response = web.json_response({"result": result})
-    return method, response
+        encoded = await answer(api, request.app[CACHE_KEY], method, params)
+    except Refusal as refusal:
+        return method, error_response(
+            refusal.status, refusal.code, refusal.message, field=refusal.field
+        )
+    return method, _json(b'{"result":' + encoded + b"}")
+
+
+async def _batch(app: web.Application, params: object) -> web.StreamResponse:
+    try:
+        calls = batch_calls(params)
+    except Refusal as refusal:
+        return error_response(refusal.status, refusal.code, refusal.message, field=refusal.field)
+    api, cache, metrics = app[API_KEY], app[CACHE_KEY], app[METRICS_KEY]
+    entries = []
+    for call in calls:
+        label, status, entry = await batch_entry(api, cache, call)
+        metrics.observe(label, status)
+        entries.append(entry)
+    return _json(b'{"result":[' + b",".join(entries) + b"]}")
+
+
+def _json(body: bytes) -> web.Response:
+    # Pre-encoded: cached answers are spliced in as bytes, never decoded and encoded again.
+    return web.Response(body=body, content_type="application/json")
 
 
 async def blocks(request: web.Request) -> web.StreamResponse:

@@ -137,9 +137,12 @@ class ChainState:
     hotkey_alpha: dict[tuple[int, str], int] = field(default_factory=dict)  # (netuid, hk) total
     subnets: dict[int, Subnet] = field(default_factory=dict)
     dirty: set[tuple[str, Any]] = field(default_factory=set)
+    # Bumped by every mutation (they all touch): with `block`, what a cached read answer is for.
+    version: int = 0
 
     def touch(self, kind: str, key: Any) -> None:
         self.dirty.add((kind, key))
+        self.version += 1
 
     def subnet(self, netuid: Any) -> Subnet | None:
         try:
