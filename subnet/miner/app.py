@@ -51,24 +51,36 @@ class Gate:
     snapshot: MetagraphSnapshot = field(default_factory=MetagraphSnapshot)
     buckets: TokenBuckets = field(default_factory=TokenBuckets)
 
-    def check(self, hotkey: str, cost: float) -> web.Response | None:
+    def check(self, hotkey: str, cost: float) -> Refusal | None:
+        """Admission (403) then the caller's token bucket (429); None means go ahead."""
         decision = admit(self.policy, self.snapshot, hotkey)
         if not decision.allowed:
-            return error_response(403, decision.code, decision.message)
+            return Refusal(403, decision.code, decision.message)
         rate, cap = quota(self.policy, self.snapshot, hotkey)
         wait = self.buckets.take(hotkey, cost, rate, cap)
         if wait == float("inf"):
-            return error_response(
+            return Refusal(
                 429, "quota_exceeded", f"cost {cost:.0f} exceeds your quota burst {cap:.0f}"
             )
         if wait > 0:
-            return error_response(
+            return Refusal(
                 429,
                 "quota_exceeded",
                 f"token quota of {rate:.0f}/s used up (stake-weighted); retry later",
                 retry_after=wait,
             )
         return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    code: str
+    message: str
+    retry_after: float | None = None
+
+    def response(self) -> web.Response:
+        return error_response(self.status, self.code, self.message, retry_after=self.retry_after)
 
 
 ENGINE = web.AppKey("engine", Engine)
@@ -130,8 +142,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     hotkey = request[CALLER].hotkey_ss58
     refused = app[GATE].check(hotkey, req.max_tokens)
     if refused is not None:
-        metrics.reject("generate", refused.status, json.loads(refused.body)["error"])
-        return refused
+        metrics.reject("generate", refused.status, refused.code)
+        return refused.response()
     try:
         handle = app[ENGINE].submit(req)
     except EngineFull as err:
@@ -202,8 +214,8 @@ async def score(request: web.Request) -> web.Response:
         return req
     refused = app[GATE].check(request[CALLER].hotkey_ss58, len(req.token_ids) * SCORE_TOKEN_COST)
     if refused is not None:
-        metrics.reject("score", refused.status, json.loads(refused.body)["error"])
-        return refused
+        metrics.reject("score", refused.status, refused.code)
+        return refused.response()
     try:
         result = await app[ENGINE].score(req)
     except EngineFull as err:
