@@ -114,6 +114,26 @@ async def test_http_node_coalesces_one_turn_of_reads(server):
         await node.close()
 
 
+async def test_a_batch_over_the_size_limit_goes_call_by_call(tmp_path):
+    config = ChainConfig(data_dir=tmp_path / "chain", port=0, block_time=3600.0, instant=True,
+                         max_request_bytes=48 * 1024)  # fmt: skip
+    srv = ChainServer(LocalChain.create(fast_genesis(), config.data_dir), config)
+    await srv.start()
+    node = HttpNode(f"http://127.0.0.1:{srv.port}")
+    try:
+        # Each read is ~32 KB: alone it fits the limit, two in one batch do not.
+        big = {"module": "SubtensorModule", "item": "Tempo", "param_sets": [[0]] * 8000}
+        answers = await asyncio.gather(
+            node.call("query_batch", big), node.call("query_batch", big), node.call("info", {})
+        )
+        assert answers[0] == answers[1] and len(answers[0]) == 8000
+        assert answers[2]["block"] == srv.chain.block
+        assert node.requests == 4  # the refused batch, then each call alone
+    finally:
+        await node.close()
+        await srv.stop()
+
+
 async def test_sdk_set_weights_over_http_uses_few_requests(server, make_wallet):
     from subnet.chain.devnet import bootstrap_subnet
 

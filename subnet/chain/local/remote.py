@@ -77,11 +77,7 @@ class HttpNode:
                 method, params, _ = live[0]
                 answers = [await self._post(method, params)]
             else:
-                calls = [{"method": m, "params": p} for m, p, _ in live]
-                body = await self._post("batch", {"calls": calls})
-                if not isinstance(body, list) or len(body) != len(live):
-                    raise ChainError(f"local chain answered a batch of {len(live)} with {body!r}")
-                answers = body
+                answers = await self._post_batch(live)
         except asyncio.CancelledError:  # the node is closing
             for _, _, future in live:
                 future.cancel()
@@ -94,10 +90,28 @@ class HttpNode:
         for (method, _, future), entry in zip(live, answers, strict=True):
             if future.done():
                 continue
+            if isinstance(entry, asyncio.CancelledError):
+                future.cancel()
+                continue
             try:
+                if isinstance(entry, Exception):
+                    raise entry
                 future.set_result(_unwrap(method, entry))
-            except ChainError as err:
+            except Exception as err:  # noqa: BLE001 - the failure belongs to this caller only
                 future.set_exception(err)
+
+    async def _post_batch(self, live: list[_Queued]) -> list[Any]:
+        calls = [{"method": m, "params": p} for m, p, _ in live]
+        try:
+            body = await self._post("batch", {"calls": calls})
+        except _TooLarge:
+            # Calls that each fit the server's request limit but not together: one by one,
+            # exactly as they would have gone without batching.
+            posts = (self._post(m, p) for m, p, _ in live)
+            return await asyncio.gather(*posts, return_exceptions=True)
+        if not isinstance(body, list) or len(body) != len(live):
+            raise ChainError(f"local chain answered a batch of {len(live)} with {body!r}")
+        return body
 
     async def _post(self, method: str, params: dict[str, Any]) -> Any:
         """POST one request; its `result`, or ChainError for a refusal or an unreachable chain.
@@ -113,6 +127,8 @@ class HttpNode:
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 body = await resp.json(content_type=None)
+                if resp.status == 413 and method == "batch":
+                    raise _TooLarge(method)
                 if resp.status != 200:
                     raise _refused(method, body)
                 result = body["result"]
@@ -144,6 +160,10 @@ class HttpNode:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _TooLarge(ChainError):
+    """A batch over the server's request size limit (its calls are then sent one by one)."""
 
 
 def _dumps(value: Any) -> str:
