@@ -4,7 +4,8 @@
 
 On the default tiny `code` expert (built if missing), at each concurrency level C:
 - engine: C closed-loop clients on HFEngine in process (`rounds` requests each);
-- miner:  the same through the real server (btauth/1-signed HTTP, SSE streaming);
+- miner:  the same through the real server (btauth/1-signed HTTP, SSE streaming), with the
+          clients in a separate process (as a validator would be);
 - naive:  one `model.generate` per request under a lock, C clients at once (one request each);
 - static: `model.generate` on one left-padded batch of C prompts (the backend's ceiling).
 Every request asks for `--max-tokens` new tokens (the tiny experts never emit EOS). All paths use
@@ -162,11 +163,9 @@ async def with_miner(expert, max_batch: int, fn):
     import bittensor as bt
 
     from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
-    from subnet.miner import client as mc
     from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
     from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
     from subnet.miner.server import MinerServer
-    from subnet.net import SignedClient
 
     wallets = {}
     for name in ("miner", "validator"):
@@ -184,29 +183,56 @@ async def with_miner(expert, max_batch: int, fn):
     )
     server = MinerServer.create(config, wallet=wallets["miner"], expert=expert, snapshot=snap)
     await server.start()
-    client = SignedClient.create(wallets["validator"].hotkey)
 
-    def call_factory(max_tokens: int):
-        async def call(text: str):
-            t0 = time.perf_counter()
-            first, n = None, 0
-            req = GenerateRequest(prompt=text, max_tokens=max_tokens)
-            async for item in mc.generate_stream(
-                client, server.url, server.hotkey, req, timeout=600
-            ):
-                if isinstance(item, GenerateChunk):
-                    first = first or time.perf_counter()
-                else:
-                    n = item.usage.completion_tokens
-            return first - t0, n
-
-        return call
+    async def remote(c: int, rounds: int, max_tokens: int, stagger: float, n_texts: int) -> dict:
+        """The load comes from another process, as a validator's would: its JSON parsing and
+        signing do not share this process's GIL or event loop with the miner."""
+        job = {"url": server.url, "hotkey": server.hotkey, "wallets": str(_TMP / "wallets"),
+               "tokenizer": str(expert.path), "c": c, "rounds": rounds,
+               "max_tokens": max_tokens, "stagger": stagger, "n_texts": n_texts}  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--client", json.dumps(job),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"load client failed with exit code {proc.returncode}")
+        return json.loads(out.decode().strip().splitlines()[-1])
 
     try:
-        return await fn(call_factory)
+        return await fn(remote)
+    finally:
+        await server.stop()
+
+
+async def client_main(job: dict) -> dict:
+    """`--client JOB`: run one closed-loop load against a miner and print the result as JSON."""
+    import bittensor as bt
+    from transformers import AutoTokenizer
+
+    from subnet.miner import client as mc
+    from subnet.net import SignedClient
+
+    texts = prompts(AutoTokenizer.from_pretrained(job["tokenizer"]), job["n_texts"])
+    wallet = bt.Wallet("validator", "default", path=job["wallets"])
+    client = SignedClient.create(wallet.hotkey)
+
+    async def call(text: str):
+        t0 = time.perf_counter()
+        first, n = None, 0
+        req = GenerateRequest(prompt=text, max_tokens=job["max_tokens"])
+        async for item in mc.generate_stream(client, job["url"], job["hotkey"], req, timeout=600):
+            if isinstance(item, GenerateChunk):
+                first = first or time.perf_counter()
+            else:
+                n = item.usage.completion_tokens
+        return first - t0, n
+
+    try:
+        await closed_loop(call, texts, 2, 1)  # warm the connection pool
+        return await closed_loop(call, texts, job["c"], job["rounds"], job["stagger"])
     finally:
         await client.close()
-        await server.stop()
 
 
 async def main_async(args) -> dict:
@@ -228,7 +254,7 @@ async def main_async(args) -> dict:
     one = time.perf_counter() - t0  # one request alone: the spread of the arrivals
     stagger = one if args.stagger else 0.0
 
-    async def all_levels(call_factory):
+    async def all_levels(remote):
         # Paths run back to back per level so that they see the same background load.
         # With --repeat N each (level, path) keeps its best of N runs: on a shared CPU the best
         # run is the one least disturbed by other work.
@@ -240,8 +266,8 @@ async def main_async(args) -> dict:
                     "engine": lambda c=c: closed_loop(
                         engine_call(engine, args.max_tokens), texts, c, args.rounds, stagger
                     ),
-                    "miner": lambda c=c: closed_loop(
-                        call_factory(args.max_tokens), texts, c, args.rounds, stagger
+                    "miner": lambda c=c: remote(
+                        c, args.rounds, args.max_tokens, stagger, len(texts)
                     ),
                     "static": lambda c=c: asyncio.to_thread(
                         run_static, expert, texts[:c], args.max_tokens
@@ -295,6 +321,10 @@ def report(results: dict, args) -> dict:
 
 
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--client":
+        torch.set_num_threads(1)
+        print(json.dumps(asyncio.run(client_main(json.loads(sys.argv[2])))))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--experts-dir", default="~/.dmoe/experts")
     p.add_argument("--size", default="default", choices=["default", "test"])
