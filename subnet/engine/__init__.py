@@ -23,8 +23,9 @@ batch, and runs one decode step for every row; outputs go back to the event loop
 KV layout, measured (scripts/bench_miner.py, tiny code expert, 64 new tokens, 1 CPU thread):
 one padded cache shared by the batch (rows left-padded to a common time axis, RoPE positions
 from each row's own token count) beats per-sequence caches, which need one forward per sequence
-per step -- the naive miner's profile: 313 / 304 / 263 tok/s at 8 / 32 / 64 concurrent
-requests against 1156 / 2081 / 2211 for this engine (0.79 / 0.91 / 0.92 of a static batch).
+per step -- the naive miner's profile: 244-313 / 256-304 / 252-263 tok/s at 8 / 32 / 64
+concurrent requests against 772-1156 / 1788-2081 / 2128-2211 for this engine (0.7-0.9 of a
+static batch; two runs on a shared 2-core box).
 Cache layers grow in place with doubling headroom (27% faster decode steps than the stock
 concatenating DynamicCache at batch 32). Newcomers are prefilled one at a time, unpadded, and
 their first token is sent before the next decode step.
