@@ -17,8 +17,9 @@ load torch.
 
 How a generation flows: `engine.submit(req)` encodes the prompt, checks context and queue bounds
 (raising at once), and queues it; the worker thread, between decode steps, prefills up to
-`max_prefill` waiting requests in one left-padded forward, appends their KV rows to the running
-batch, and runs one decode step for every row; outputs go back to the event loop once per step.
+`max_prefill` waiting requests (one unpadded forward each, first token sent at once), appends
+their KV rows to the running batch in one copy, and runs one decode step for every row; outputs
+go back to the event loop once per step.
 
 KV layout, measured (scripts/bench_miner.py, tiny code expert, 64 new tokens, 1 CPU thread):
 one padded cache shared by the batch (rows left-padded to a common time axis, RoPE positions

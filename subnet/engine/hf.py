@@ -1,9 +1,9 @@
 """The reference engine: Hugging Face transformers with continuous batching on one worker thread.
 
 The worker loop, between decode steps: drop cancelled rows, answer pending score requests (one
-batched forward), prefill waiting requests into free slots (one left-padded forward for all of
-them) and append them to the running batch, then run one decode step for every row. Finished
-rows leave at once. The event loop only enqueues work and reads results (`GenerationHandle`),
+batched forward), prefill waiting requests into free slots (one unpadded forward each, its
+first token sent at once) and append them to the running batch, then run one decode step for
+every row. Finished rows leave at once. The event loop only enqueues work and reads results (`GenerationHandle`),
 so it never waits on the model.
 """
 
