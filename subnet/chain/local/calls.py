@@ -82,10 +82,13 @@ class ComposedCall:
     __slots__ = ("module", "function", "params", "data")
 
     def __init__(self, module: str, function: str, params: dict[str, Any]):
+        self._set(module, function, to_plain(params))
+
+    def _set(self, module: str, function: str, plain: dict[str, Any]) -> None:
         self.module = module
         self.function = function
-        self.params = to_plain(params)
-        body = json.dumps([module, function, self.params], sort_keys=True, separators=(",", ":"))
+        self.params = plain
+        body = json.dumps([module, function, plain], sort_keys=True, separators=(",", ":"))
         self.data = CALL_MAGIC + body.encode()
 
     @classmethod
@@ -95,7 +98,11 @@ class ComposedCall:
         module, function, params = json.loads(data[len(CALL_MAGIC) :])
         if not (isinstance(module, str) and isinstance(function, str) and isinstance(params, dict)):
             raise ValueError("malformed local-chain call")
-        return cls(module, function, params)
+        # Decoded JSON is already plain (to_plain would copy it unchanged: a 4096-uid weights
+        # row is 8192 values). `.data` is still re-encoded canonically: that is what was signed.
+        call = cls.__new__(cls)
+        call._set(module, function, params)
+        return call
 
     @classmethod
     def from_plain(cls, value: Any) -> ComposedCall:
