@@ -102,20 +102,20 @@ class KVBatch:
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.rows, 1))], dim=1)
         return self.mask
 
-    def join(self, caches: list[DynamicCache]) -> None:
-        """Append the rows of newcomer caches (unpadded prefills) below the running rows."""
-        masks = [torch.ones((c.layers[0].keys.shape[0], c.get_seq_length()), dtype=torch.long,
-                            device=c.layers[0].keys.device) for c in caches]  # fmt: skip
+    def join(self, caches: list[tuple[DynamicCache, torch.Tensor]]) -> None:
+        """Append newcomer rows (prefill caches, each with its left-padded mask) below ours."""
+        masks = [m for _, m in caches]
+        parts = [c for c, _ in caches]
         if self.cache is None or self.rows == 0:
-            first, caches = caches[0], caches[1:]
+            first, parts = parts[0], parts[1:]
             first.layers = [GrowingLayer(layer.keys, layer.values) for layer in first.layers]
             self.cache, self.mask = first, masks[0]
             masks = masks[1:]
-            if not caches:
+            if not parts:
                 return
         width = max(self.mask.shape[1], *(m.shape[1] for m in masks))
         for i, mine in enumerate(self.cache.layers):
-            mine.stack([(c.layers[i].keys, c.layers[i].values) for c in caches])
+            mine.stack([(c.layers[i].keys, c.layers[i].values) for c in parts])
         self.mask = torch.cat([_pad_left(m, width, 1) for m in (self.mask, *masks)])
 
     def keep(self, rows: list[int]) -> None:
@@ -135,3 +135,14 @@ class KVBatch:
                 layer.keys.index_select(0, idx.to(layer.keys.device))[:, :, start:],
                 layer.values.index_select(0, idx.to(layer.values.device))[:, :, start:],
             )
+
+
+def select_rows(
+    cache: DynamicCache, mask: torch.Tensor, rows: list[int]
+) -> tuple[DynamicCache, torch.Tensor]:
+    """Keep only `rows` of a prefill cache (some newcomers finished on their first token)."""
+    idx = torch.tensor(rows, dtype=torch.long, device=mask.device)
+    for layer in cache.layers:
+        layer.keys = layer.keys.index_select(0, idx)
+        layer.values = layer.values.index_select(0, idx)
+    return cache, mask.index_select(0, idx)

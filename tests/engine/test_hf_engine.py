@@ -147,3 +147,32 @@ def test_incremental_detokenization_matches_a_full_decode(math_expert):
         assert "\ufffd" not in seq.text  # half characters are held back, never streamed
         assert text.startswith(seq.text)
     assert seq.text == text == tok.decode(ids)
+
+
+async def test_grouped_prefill_with_a_row_that_ends_at_once(math_expert):
+    from subnet.engine.hf import prefill_groups
+
+    eng = HFEngine.create(math_expert, max_batch=8, max_queue=8, max_prefill=8)
+    await eng.start()
+    try:
+        # Similar lengths share one padded prefill; the max_tokens=1 row leaves before the join.
+        prompts = ["1 + 2 =", "33 + 4 =", "5 + 66 =", "70 + 8 =", "(1 + 2) * 3 = 9\n4 * 4 ="]
+        reqs = [
+            GenerateRequest(prompt=p, max_tokens=n)
+            for p, n in zip(prompts, (1, 5, 9, 3, 6), strict=True)
+        ]
+        lens = sorted(len(encode_prompt(math_expert.tokenizer, r)) for r in reqs)
+        assert any(len(g) > 1 for g in prefill_groups([_seq(n) for n in lens]))
+        with eng._wake:  # (a re-entrant lock) the worker sees all five newcomers in one step
+            handles = [eng.submit(r) for r in reqs]
+        results = await asyncio.gather(*(h.result() for h in handles))
+        for req, res in zip(reqs, results, strict=True):
+            assert list(res.token_ids) == reference(math_expert, req)
+    finally:
+        await eng.stop(drain_timeout=5)
+
+
+def _seq(n: int):
+    from subnet.engine.hf import _Seq
+
+    return _Seq(req=GenerateRequest(prompt="x"), handle=None, prompt=[0] * n, submitted=0, gen=None)
