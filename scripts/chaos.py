@@ -106,6 +106,9 @@ def cheater_rows(figures: Path) -> list[str]:
         verdict = "-" if c is None else ("yes" if c["ok"] else "NO")
         reasons = "-" if c is None else c["detail"]
         rows.append(f"| {u['label']} | {u['incentive']:.3f} | {verdict} | {reasons} |")
+    for v, w in sorted((r.get("last_weights") or {}).items()):
+        vec = ", ".join(f"{k} {x:.2f}" for k, x in w.items())
+        rows += ["", f"{v}'s last weights (before Yuma's consensus clip): {vec}."]
     if share is not None:
         rows += ["", f"Honest miners' share of miner incentive: {share['detail']} "
                  f"({'held' if share['ok'] else 'FAILED'}: >= 95% required)."]  # fmt: skip
@@ -131,8 +134,8 @@ def fault_rows(figures: Path) -> list[str]:
         rows.append(f"| miner | client error in {m['client_error_s'] * 1e3:.0f} ms; gateway answered "
                     f"{m['gateway_status']}; score {m['score_before']} -> {m['score_down']} while "
                     f"down {m['downtime_s']} s ({m['samples_while_down']} samples) -> "
-                    f"{m['score_back']} after {m['samples_to_recover']} samples "
-                    f"({m['recover_s']} s) |")  # fmt: skip
+                    f"{m['score_back']} after {m['samples_to_recover']} samples, EMA bound "
+                    f"{m.get('bound', '?')} ({m['recover_s']} s) |")  # fmt: skip
     return rows
 
 
@@ -170,10 +173,12 @@ def _gateway_row(g: dict | None) -> list[str]:
     held = "held" if g["success_rate"] >= 0.99 else "FAILED"
     return [
         f"| gateway, {g['clients']} concurrent streaming clients (openai client, one key each) "
-        f"to {g['miners']} tiny-expert miners | outcomes {g['outcomes']}; success "
-        f"{g['success_rate']:.1%}; TTFT p50 {g['ttft_p50_ms']:.0f} ms / p99 "
-        f"{g['ttft_p99_ms']:.0f} ms; peak RSS {g['peak_rss_mb']:.0f} MB (clients + gateway + "
-        f"miners, one process) | {held} (>= 99% complete) |"
+        f"to {g['miners']} tiny-expert miners | outcomes {g['outcomes']} (clean refusals on a "
+        f"first try: {g.get('refused_first_try', {})}); success {g.get('first_try_success_rate', 0):.1%}"
+        f" first try, {g['success_rate']:.1%} after one retry honouring Retry-After; TTFT p50 "
+        f"{g['ttft_p50_ms']:.0f} ms / p99 {g['ttft_p99_ms']:.0f} ms (retry included); peak RSS "
+        f"{g['peak_rss_mb']:.0f} MB (clients + gateway + miners, one process); load average "
+        f"{g.get('loadavg_1m', 0):.1f} on 2 cores | {held} (>= 99% complete) |"
     ]
 
 
@@ -192,7 +197,17 @@ KNOWN_LIMITS = [
     "in the in-process adversary test); it is caught on the other answers, so its score stays "
     "far below an honest miner's. On a localnet the copycat cannot relay at all: honest miners "
     "admit validators only, so its relay gets `403 not_validator` and it fails every query "
-    "(reason `error`); admission, not verification, is the defence against relaying.",
+    "(reason `error`); admission, not verification, is the defence against relaying. "
+    "A replayer's first answer is honest (its cache is empty), so it earns a little until the "
+    "EMA forgets it.",
+    "",
+    "Found by the localnet cheater run: a validator step waits for every miner it queried, so "
+    "one dripping or hanging miner stretches every step to the 30 s query timeout, and weights "
+    "are only checked between steps, in the second half of a tempo. On a 15 s tempo the 30 s "
+    "steps phase-locked to it and the validators never set weights again after their first step "
+    "(the first, set while only three miners were up, stayed: a cheater held all incentive). On "
+    "finney (72-minute tempo) this cannot happen; the localnet run uses a 70 s tempo. Checking "
+    "weights on their own timer, or scoring each answer as it arrives, would remove it.",
 ]
 
 
