@@ -11,6 +11,7 @@ Miners come from the metagraph (axon endpoint; expert card from the chain commit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -309,29 +310,53 @@ class Validator:
 
     # --- run
     async def run(self, stop: asyncio.Event) -> None:
-        """Steps until `stop` is set. Each step is isolated: an unexpected error is logged."""
+        """Steps until `stop` is set; weights are watched by their own task, on the chain's clock.
+
+        Weights must not ride on the step cadence: a step period that is a multiple of the epoch
+        period would check at the same phase of every tempo and could never land in the window.
+        """
+        weights = asyncio.create_task(self._weights_loop(stop), name="weights")
+        try:
+            while not stop.is_set():
+                if weights.done():
+                    weights.result()  # a crashed weights task stops the validator, loudly
+                started = time.monotonic()
+                # With no miners known yet (a subnet still starting), look again every few seconds.
+                period = self.cfg.loop.metagraph_refresh_s if self.miners else 5.0
+                if self.client is not None and started - self._last_refresh >= period:
+                    await self.refresh_metagraph()
+                report = await self.step()
+                log.info(
+                    "step %d: queried %d, ok %d, %.2fs (network %.2fs, verify %.2fs)",
+                    self.state.step,
+                    len(report.queried),
+                    sum(1 for r in report.reasons.values() if r == "ok"),
+                    report.wall_s,
+                    report.network_s,
+                    report.verify_s,
+                )
+                delay = max(0.0, self.cfg.loop.step_s - (time.monotonic() - started))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        finally:
+            weights.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await weights
+
+    async def _weights_loop(self, stop: asyncio.Event) -> None:
+        """Check every two blocks whether weights are due (`weights_due` decides)."""
+        if self.client is None:
+            return
+        try:
+            block_time = float(await asyncio.wait_for(self.client.block_time(), 30))
+        except (TimeoutError, bt.ChainError, bt.RpcConnectionError, OSError) as err:
+            log.warning("cannot read the block time (%s); assuming 12 s", err)
+            block_time = 12.0
+        period = min(max(2 * block_time, 0.5), 30.0)
         while not stop.is_set():
-            started = time.monotonic()
-            # With no miners known yet (a subnet still starting), look again every few seconds.
-            period = self.cfg.loop.metagraph_refresh_s if self.miners else 5.0
-            if self.client is not None and started - self._last_refresh >= period:
-                await self.refresh_metagraph()
-            report = await self.step()
-            log.info(
-                "step %d: queried %d, ok %d, %.2fs (network %.2fs, verify %.2fs)",
-                self.state.step,
-                len(report.queried),
-                sum(1 for r in report.reasons.values() if r == "ok"),
-                report.wall_s,
-                report.network_s,
-                report.verify_s,
-            )
             await self.maybe_set_weights()
-            delay = max(0.0, self.cfg.loop.step_s - (time.monotonic() - started))
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
 
 
 def _card_from_commitment(commitment: Any) -> ExpertCard | None:

@@ -1,0 +1,46 @@
+"""The running validator sets weights every tempo even when its step period is a whole number of
+epochs (a phase-locked step cadence must not starve weight setting)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from subnet.miner.server import MinerServer
+from tests.fixtures_chain import bootstrap_subnet
+from tests.validator.conftest import _miner_config
+from tests.validator.helpers import make_validator, validator_config
+
+
+async def test_weights_every_tempo_with_a_phase_locked_step(
+    tmp_path, local_chain, chain_client, make_wallet, registry, by_domain, signed, vwallet
+):
+    owner, miner_w = make_wallet("rw-owner"), make_wallet("rw-miner")
+    netuid = await bootstrap_subnet(
+        chain_client, local_chain, owner, [vwallet], [miner_w], stake_tao=100
+    )
+    config = _miner_config()
+    config = replace(config, common=replace(config.common, netuid=netuid), publish=True)
+    server = MinerServer.create(
+        config, wallet=miner_w, expert=by_domain["math"], client=chain_client
+    )
+    await server.start()
+    block_time, tempo = 0.05, 10  # an epoch every 0.5 s (test genesis tempo)
+    cfg = validator_config(tmp_path / "s.json", netuid=netuid)
+    cfg = replace(cfg, loop=replace(cfg.loop, step_s=2 * tempo * block_time))  # whole epochs
+    v = make_validator(cfg, signed, registry, client=chain_client, wallet=vwallet)
+    local_chain.start(block_time)
+    stop = asyncio.Event()
+    task = asyncio.create_task(v.run(stop))
+    try:
+        await asyncio.sleep(5.0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await local_chain.stop()
+        await server.stop()
+    sets = v.metrics.weights.labels(ok="true")._value.get()
+    assert sets >= 3, f"weights set {sets} times in ~10 tempos"
+    weights = await chain_client.weights.weights(netuid)
+    me = (await chain_client.subnets.metagraph(netuid)).by_hotkey(vwallet.hotkey.ss58_address).uid
+    assert weights[me]  # the last vector is on chain
