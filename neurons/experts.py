@@ -22,28 +22,13 @@ def main(argv: list[str]) -> int:
     b.add_argument("--size", default="default", choices=["default", "test"])
     args = parser.parse_args(argv)
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from subnet.engine.buildbar import build_with_bar
 
-    from subnet.engine.experts import build_tiny_experts
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]:.3f}"),
-        TimeElapsedColumn(),
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(domain: str, step: int, total: int, loss: float) -> None:
-            if domain not in tasks:
-                tasks[domain] = bar.add_task(f"training {domain}", total=total, loss=0.0)
-            bar.update(tasks[domain], completed=step, loss=loss)
-
-        try:
-            paths = build_tiny_experts(args.out.expanduser(), size=args.size, progress=progress)
-        except (OSError, ValueError) as err:
-            print(f"dmoe experts: {err}", file=sys.stderr)
-            return 1
+    try:
+        paths = build_with_bar(args.out.expanduser(), args.size)
+    except (OSError, ValueError) as err:
+        print(f"dmoe experts: {err}", file=sys.stderr)
+        return 1
     for domain, path in paths.items():
         print(f"{domain}: {path}")
     return 0
