@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import bittensor as bt
 import pytest
+from bittensor_core import Keypair
 
 from protocol import GenerateRequest
 from subnet.localnet.config import LocalnetConfig
@@ -110,7 +111,8 @@ async def test_sigkill_chain_validator_and_miner(tmp_path, tiny_experts):
             await until(weights_and_scores, 420, "a running subnet with weights set")
             figures["chain"] = await _chain_fault(net, p)
             figures["validator"] = await _validator_fault(net, p)
-            figures["miner"] = await _miner_fault(net, p, miner1)
+            figures["miner"] = {}
+            await _miner_fault(net, p, miner1, figures["miner"])
             assert not run.done(), "the localnet stopped during the faults"
     finally:
         run.cancel()
@@ -121,7 +123,7 @@ async def test_sigkill_chain_validator_and_miner(tmp_path, tiny_experts):
 
 async def _chain_fault(net: Localnet, p: Probe) -> dict:
     owner = bt.Wallet("owner", "default", path=str(net.layout.wallet_dir))
-    dests = [bt.Keypair.create_from_mnemonic(bt.Keypair.generate_mnemonic()) for _ in range(6)]
+    dests = [Keypair.create_from_uri(f"//faults-dest-{i}") for i in range(6)]  # fresh chain
     acked: dict[str, int] = {}
     async with net._client() as c:
         for i, kp in enumerate(dests[:3]):
@@ -198,10 +200,13 @@ async def _with_miners(st: Awaitable[dict]) -> dict | None:
     )
 
 
-async def _miner_fault(net: Localnet, p: Probe, miner) -> dict:
+async def _miner_fault(net: Localnet, p: Probe, miner, out: dict) -> None:
     async def score() -> float:
         s = await p.status("validator-1")
         return float(((s.get("miners") or {}).get(miner.hotkey) or {}).get("score") or 0.0)
+
+    track: list[tuple] = []  # (samples, score, last reason) after the restart
+    out["after_restart"] = track
 
     async def samples() -> int:
         s = await p.status("validator-1")
@@ -242,14 +247,18 @@ async def _miner_fault(net: Localnet, p: Probe, miner) -> dict:
     # Down for about three validator steps' worth of samples, then back with the same args.
     await until(lambda: _dropped(score, s0), 60, "the validator noticing the dead miner")
     await asyncio.sleep(3.0)
-    s_low, n_down = await score(), await samples() - n0
     net.procs.start_argv(miner.name, restart_args.argv, restart_args.log_path)
-    downtime = time.monotonic() - t_down
     await until(lambda: p.health(miner.name), 180, "the miner back up")
-    t_up, n_up = time.monotonic(), await samples()
+    # Down until it answers again (its start-up included): the samples that failed meanwhile.
+    downtime = time.monotonic() - t_down
+    t_up, n_up, s_low = time.monotonic(), await samples(), await score()
+    n_down = n_up - n0
 
     async def recovered() -> float | None:
-        s = await score()
+        st = (await p.status("validator-1")).get("miners", {}).get(miner.hotkey) or {}
+        s, n = float(st.get("score") or 0.0), int(st.get("requests") or 0) - n_up
+        if not track or track[-1][0] != n:
+            track.append((n, round(s, 3), st.get("last_reason")))
         return s if s >= 0.9 * s0 else None
 
     s_back = await until(recovered, 240, "the miner's score recovering after restart")
@@ -261,12 +270,12 @@ async def _miner_fault(net: Localnet, p: Probe, miner) -> dict:
     a = ScoringConfig().ema_alpha
     lost = 1 - (1 - a) ** max(n_down, 1)
     bound = max(0, math.ceil(math.log(0.1 / lost) / math.log(1 - a))) + 6 if lost > 0.1 else 6
-    assert n_recover <= bound, (n_recover, n_down, bound)
-    return {"score_before": round(s0, 3), "score_down": round(s_low, 3),
+    out.update({"score_before": round(s0, 3), "score_down": round(s_low, 3),
             "score_back": round(float(s_back), 3), "downtime_s": round(downtime, 1),
             "samples_while_down": n_down, "samples_to_recover": n_recover, "bound": bound,
             "recover_s": round(recover_s, 1), "client_error_s": round(client_error_s, 3),
-            "gateway_status": gw_status}  # fmt: skip
+            "gateway_status": gw_status})  # fmt: skip
+    assert n_recover <= bound, (n_recover, n_down, bound, track)
 
 
 async def _dropped(score: Callable[[], Awaitable[float]], s0: float) -> bool:
