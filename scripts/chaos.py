@@ -112,6 +112,15 @@ def cheater_rows(figures: Path) -> list[str]:
     if share is not None:
         rows += ["", f"Honest miners' share of miner incentive: {share['detail']} "
                  f"({'held' if share['ok'] else 'FAILED'}: >= 95% required)."]  # fmt: skip
+    counts = {k: sum(int(x.rsplit("×", 1)[1]) for x in c["detail"].split(", ") if "×" in x)
+              for k, c in caught.items()}  # fmt: skip
+    most = max(counts.values(), default=0)
+    for u in r["table"]:
+        if u["role"] == "cheater" and u["incentive"] > 0:
+            rows += ["", f"Not held for {u['label']}: scored 0 only {counts.get(u['label'], 0)} "
+                     f"times where an always-caught cheater was scored 0 {most} times (about as "
+                     "many queries each), so its other answers passed verification. See the "
+                     "known limits below."]  # fmt: skip
     return rows
 
 
@@ -192,22 +201,36 @@ def _chain_outcome(c: dict) -> str:
 
 
 KNOWN_LIMITS = [
-    "Known limits: a replayer that serves the same model's answer to an *earlier* prompt "
-    "passes verification when the tiny experts answer both prompts alike (about half the time "
-    "in the in-process adversary test); it is caught on the other answers, so its score stays "
-    "far below an honest miner's. On a localnet the copycat cannot relay at all: honest miners "
-    "admit validators only, so its relay gets `403 not_validator` and it fails every query "
-    "(reason `error`); admission, not verification, is the defence against relaying. "
-    "A replayer's first answer is honest (its cache is empty), so it earns a little until the "
-    "EMA forgets it.",
+    "Known limits:",
     "",
-    "Found by the localnet cheater run: a validator step waits for every miner it queried, so "
-    "one dripping or hanging miner stretches every step to the 30 s query timeout, and weights "
-    "are only checked between steps, in the second half of a tempo. On a 15 s tempo the 30 s "
-    "steps phase-locked to it and the validators never set weights again after their first step "
-    "(the first, set while only three miners were up, stayed: a cheater held all incentive). On "
-    "finney (72-minute tempo) this cannot happen; the localnet run uses a 70 s tempo. Checking "
+    "- **Replay passes with tiny experts.** The replayer answers every prompt with its first "
+    "answer (logprobs included). With the tiny `test`-size experts a continuation barely depends "
+    "on the prompt, so the stale answer is about as likely under the new prompt as under the old "
+    "one and passes the plausibility and logprob checks; it is caught (`copycat`, "
+    "`implausible_tokens`) only when the prompts differ enough. The validator calls an identical "
+    "answer a copy only when it also fails verification (`subnet/validator/verify.py` "
+    "`label_copy`: small models answer different prompts alike). A principled fix, not done "
+    "here: on sampled tasks (temperature > 0, a fresh seed each), an answer identical to one "
+    "seen for another prompt whose probability under the reference is tiny (say < 1e-6) cannot "
+    "come from an honest sampler twice; flag it even when it is plausible. The replayer's first "
+    "answer is honest (its cache is empty), so it also earns a little until the EMA forgets it.",
+    "- **Copycat** cannot relay on a localnet: honest miners admit validators only, so its relay "
+    "gets `403 not_validator` and it fails every query (reason `error`); admission, not "
+    "verification, is the defence against relaying. (Its own server answers those failures "
+    "with a 500 from an unhandled exception; it is a cheater, so that only costs it.)",
+    "- **Slow miners slow the validator.** A validator step waits for every miner it queried, "
+    "so one dripping or hanging miner stretches every step to the 30 s query timeout, and "
+    "weights are only checked between steps, in the second half of a tempo. On a 15 s tempo "
+    "the 30 s steps phase-locked to it and the validators never set weights again after their "
+    "first step (set while only three miners were up: a cheater held all incentive). On finney "
+    "(72-minute tempo) this cannot happen; the localnet cheater run uses a 70 s tempo. Checking "
     "weights on their own timer, or scoring each answer as it arrives, would remove it.",
+    "- **Gateway under 200 streams** on 2 shared cores: TTFT is seconds (every token of 200 "
+    "streams is computed on these cores, in the same process as the clients); when every miner "
+    "looks busy the gateway refuses with a clean `503 no_miners` + `Retry-After` (seen in one "
+    "of four manual runs, 25 of 200 on a first try). Miners log a traceback (`Cannot write to "
+    "closing transport`) when the gateway drops a hedged request mid-stream "
+    "(`subnet/miner/app.py`): harmless, but noisy.",
 ]
 
 
