@@ -15,7 +15,7 @@ from itertools import chain
 
 import numpy as np
 
-from subnet.consensus.types import U16_MAX, SparseRow
+from subnet.consensus.types import U16_MAX, SparseRow, SparseRows
 
 _TILE_SHORT, _TILE_LONG = 64, 256
 
@@ -65,6 +65,9 @@ def scatter_rows(
     every stored entry, explicit zeros included. Rows that are one run of consecutive uids
     (every validator weighting every miner) take a slice copy instead of a scatter.
     """
+    if isinstance(rows, SparseRows):
+        _scatter_csr(rows, uids, out, present, skip, divisor)
+        return
     n = out.shape[1]
     ramp = np.arange(n, dtype=np.int64)
     skipped = [False] * len(uids) if skip is None else skip.tolist()
@@ -89,6 +92,50 @@ def scatter_rows(
         out[k, cols] = vals / divisor if divisor != 1.0 else vals
         if present is not None:
             present[k, cols] = True
+
+
+def _scatter_csr(
+    rows: SparseRows,
+    uids: np.ndarray,
+    out: np.ndarray,
+    present: np.ndarray | None,
+    skip: np.ndarray | None,
+    divisor: float,
+) -> None:
+    """`scatter_rows` for CSR input: one vectorised write (a block copy when every selected
+    row is the same run of uids, as bonds to every miner are)."""
+    n = out.shape[1]
+    k_sel = np.arange(len(uids)) if skip is None else np.flatnonzero(~skip)
+    sel = uids[k_sel]
+    lens = rows.row_lengths()[sel]
+    total = int(lens.sum())
+    if total == 0:
+        return
+    starts = rows.indptr[sel]
+    if total == len(rows.indices):  # the selected rows hold every entry: no gather
+        cols, vals = rows.indices, rows.values
+    else:
+        at = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total)
+        cols, vals = rows.indices[at], rows.values[at]
+    m = int(lens[0])
+    lo = int(cols[0])
+    if (lens == m).all() and 0 <= lo and lo + m <= n:
+        grid = cols.reshape(-1, m)
+        if (grid == np.arange(lo, lo + m, dtype=grid.dtype)).all():
+            dst_rows = slice(None) if len(k_sel) == len(uids) else k_sel
+            out[dst_rows, lo : lo + m] = vals.reshape(-1, m)
+            if divisor != 1.0:
+                out[dst_rows, lo : lo + m] /= divisor
+            if present is not None:
+                present[dst_rows, lo : lo + m] = True
+            return
+    block_row = np.repeat(k_sel, lens)
+    keep = (cols >= 0) & (cols < n)
+    if not keep.all():
+        block_row, cols, vals = block_row[keep], cols[keep], vals[keep]
+    out[block_row, cols] = vals / divisor if divisor != 1.0 else vals
+    if present is not None:
+        present[block_row, cols] = True
 
 
 def _tiles(rows: int, cols: int) -> Iterator[tuple[int, int, int, int]]:
@@ -158,6 +205,14 @@ def weighted_median_cols(
     return scores[by_col[at, pos], at], reached
 
 
+def _csr_indptr(uids: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    per_uid = np.zeros(n, dtype=np.int64)
+    per_uid[uids] = counts
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_uid, out=indptr[1:])
+    return indptr
+
+
 def sparse_rows(
     values: np.ndarray,
     col_scale: np.ndarray | None,
@@ -165,81 +220,61 @@ def sparse_rows(
     n: int,
     keep_rows: np.ndarray,
     scratch: np.ndarray | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Block entries where `values > 0` back to per-uid (k, 2) rows of width-n uids.
+) -> tuple[SparseRows, SparseRows]:
+    """Block entries where `values > 0` back to n CSR rows of width-n uids.
 
     Returns (float rows `[uid, value]` for every block row, u16 rows `[uid,
     floor(value / col_scale[uid] * 65535)]` only where `keep_rows`); `col_scale` None means 1.
-    Other uids get empty rows. Every row comes out in ascending uid order. Rows are views of
-    two arrays (one allocation each: thousands of small ones cost a page fault per 4 KiB
-    in this VM once the allocator trims its heap). When every row is the same run of uids
-    (bonds to every miner) both are filled with a few block copies; `scratch` (flat float64,
-    values.size) then holds the scaled values.
+    Other uids get empty rows; every row is in ascending uid order. Three flat arrays instead
+    of per-row ones (thousands of small arrays cost more than the values). When every
+    non-empty row is the same run of uids (bonds to every miner) the block is copied as is;
+    `scratch` (flat float64, values.size) then holds the scaled values.
     """
-    empty_f, empty_u = np.zeros((0, 2)), np.zeros((0, 2), dtype=np.int64)
-    floats, stored = [empty_f] * n, [empty_u] * n
-    if len(uids) == 0:
-        return floats, stored
+    rows = len(uids)
+    if rows == 0:
+        empty = SparseRows(np.zeros(n + 1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0))
+        return empty, SparseRows(empty.indptr, empty.indices, np.zeros(0, np.uint16))
     has = values > 0
     counts = np.count_nonzero(has, axis=1)
-    kept_counts = np.where(keep_rows, counts, 0)
-    ends, kept_ends = np.cumsum(counts), np.cumsum(kept_counts)
-    pairs_f = np.empty((int(ends[-1]), 2))
-    pairs_u = np.empty((int(kept_ends[-1]), 2), dtype=np.int64)
-    first = has.argmax(axis=1)
-    is_run = counts == n - first - has[:, ::-1].argmax(axis=1)  # last + 1 - first
-    rows = np.flatnonzero(counts)
-    lo, m = (int(first[rows[0]]), int(counts[rows[0]])) if len(rows) else (0, 0)
-    if len(rows) and is_run[rows].all() and (first[rows] == lo).all() and (counts[rows] == m).all():
-        _fill_runs(pairs_f, pairs_u, values, col_scale, rows, keep_rows, lo, m, scratch)
-    else:
-        for k in rows.tolist():
-            at = np.flatnonzero(has[k])
-            vals = values[k, at]
-            pf = pairs_f[ends[k] - counts[k] : ends[k]]
-            pf[:, 0], pf[:, 1] = at, vals
-            if keep_rows[k]:
-                pu = pairs_u[kept_ends[k] - counts[k] : kept_ends[k]]
-                pu[:, 0] = at
-                scaled = vals if col_scale is None else vals / col_scale[at]
-                np.multiply(scaled, U16_MAX, out=pu[:, 1], casting="unsafe")  # >= 0: floor
-    for k, (uid, end, kept_end) in enumerate(
-        zip(uids.tolist(), ends.tolist(), kept_ends.tolist(), strict=True)
-    ):
-        count = int(counts[k])
-        if count:
-            floats[uid] = pairs_f[end - count : end]
-            if keep_rows[k]:
-                stored[uid] = pairs_u[kept_end - count : kept_end]
-    return floats, stored
-
-
-def _fill_runs(
-    pairs_f: np.ndarray,
-    pairs_u: np.ndarray,
-    values: np.ndarray,
-    col_scale: np.ndarray | None,
-    rows: np.ndarray,
-    keep_rows: np.ndarray,
-    lo: int,
-    m: int,
-    scratch: np.ndarray | None,
-) -> None:
-    """`sparse_rows` when every listed row holds exactly uids lo..lo+m-1."""
+    nz = np.flatnonzero(counts)
+    lo = int(has[nz[0]].argmax()) if len(nz) else 0
+    m = int(counts[nz[0]]) if len(nz) else 0
+    all_rows = len(nz) == rows
     cols = slice(lo, lo + m)
-    all_rows = len(rows) == len(values)
-    src = values[:, cols] if all_rows else values[rows, cols]
-    by_row = pairs_f.reshape(len(rows), m, 2)
-    by_row[:, :, 0] = np.arange(lo, lo + m)
-    by_row[:, :, 1] = src
-    kept = rows[keep_rows[rows]]
-    if not len(kept):
-        return
-    if len(kept) != len(rows):
-        src = values[kept, cols]
+    is_run = (
+        len(nz) > 0
+        and (counts[nz] == m).all()
+        and bool((has[:, cols] if all_rows else has[nz, cols]).all())
+    )
+    if is_run:
+        block = values[:, cols] if all_rows else values[nz, cols]
+        vals_f = np.ascontiguousarray(block).reshape(-1)
+        grid = np.empty((len(nz), m), dtype=np.int32)
+        grid[:] = np.arange(lo, lo + m, dtype=np.int32)  # broadcast copy: np.tile is ~3x slower
+        indices = grid.reshape(-1)
+    else:
+        flat = np.flatnonzero(has)
+        vals_f = values.reshape(-1)[flat]
+        flat -= np.repeat(np.arange(rows, dtype=np.int64) * values.shape[1], counts)
+        indices = flat.astype(np.int32)
+    floats = SparseRows(_csr_indptr(uids, counts, n), indices, vals_f)
+
+    kept_counts = np.where(keep_rows, counts, 0)
+    if (kept_counts == counts).all():
+        kept_idx, kept_f = indices, vals_f
+        indptr_u = floats.indptr
+        if is_run:  # scale by column as a block: no per-entry gather of col_scale
+            kept_f = vals_f.reshape(len(nz), m)
+    else:
+        keep_entry = np.repeat(keep_rows, counts)
+        kept_idx, kept_f = indices[keep_entry], vals_f[keep_entry]
+        indptr_u = _csr_indptr(uids, kept_counts, n)
+    vals_u = np.empty(kept_f.shape, dtype=np.uint16)
     if col_scale is not None:
-        out = None if scratch is None else scratch[: src.size].reshape(src.shape)
-        src = np.divide(src, col_scale[cols], out=out)
-    by_row_u = pairs_u.reshape(len(kept), m, 2)
-    by_row_u[:, :, 0] = np.arange(lo, lo + m)
-    np.multiply(src, U16_MAX, out=by_row_u[:, :, 1], casting="unsafe")  # >= 0: floor
+        scale = col_scale[cols] if kept_f.ndim == 2 else col_scale[kept_idx]
+        out = None if scratch is None else scratch[: kept_f.size].reshape(kept_f.shape)
+        kept_f = np.divide(kept_f, scale, out=out)
+    # Values are in [0, 1] (Yuma 3 EMA is capped at 1; Yuma 2 divides by the column max):
+    # the product fits a u16, and the cast truncates, which is the chain's floor.
+    np.multiply(kept_f, U16_MAX, out=vals_u, casting="unsafe")
+    return floats, SparseRows(indptr_u, kept_idx, vals_u.reshape(-1))

@@ -11,12 +11,20 @@ there; elsewhere an entry exists exactly where its value is > 0. Matches `epoch_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from subnet.consensus.dense import block_buffers, scatter_rows, sparse_rows, weighted_median_cols
-from subnet.consensus.types import U16_MAX, EpochResult, SubnetState, YumaParams
+from subnet.consensus.types import (
+    U16_MAX,
+    EpochResult,
+    SparseRow,
+    SparseRows,
+    SubnetState,
+    YumaParams,
+)
 
 _SCALE = float(1 << 32)
 
@@ -241,6 +249,12 @@ def _block_outputs(
     )
 
 
+def _row_lengths(rows: Sequence[SparseRow], n: int) -> np.ndarray:
+    if isinstance(rows, SparseRows):
+        return rows.row_lengths()
+    return np.fromiter(map(len, rows), dtype=np.int64, count=n)
+
+
 def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> EpochResult:
     n = state.n
     owner = state.owner_uid if state.owner_uid is not None and state.owner_uid < n else None
@@ -268,8 +282,8 @@ def epoch_float(state: SubnetState, params: YumaParams, rao_emission: int) -> Ep
     active_stake = _quantize(_normalize(np.where(active & permit, stake, 0.0)))
 
     # Block rows: every uid with a stored weight or bond row (validators, in practice).
-    has_row = np.fromiter(map(len, state.weights), dtype=np.int64, count=n) > 0
-    has_row |= np.fromiter(map(len, state.bonds), dtype=np.int64, count=n) > 0
+    has_row = _row_lengths(state.weights, n) > 0
+    has_row |= _row_lengths(state.bonds, n) > 0
     uids = np.flatnonzero(has_row)
     with block_buffers(4, len(uids) * n) as bufs:
         blk = _block_outputs(state, params, owner, permit, new_permit, active_stake, uids, bufs)

@@ -7,9 +7,9 @@ Everything here is plain data: the local chain builds a `SubnetState` from its s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -18,6 +18,68 @@ U16_MAX = 65535
 # A sparse row as the chain stores it: `[(uid, u16), ...]` in ascending uid order. A numpy array
 # of shape (k, 2) is accepted too (cheaper to build for big subnets; see `scripts/bench_yuma.py`).
 SparseRow = Sequence[tuple[int, int]] | np.ndarray
+
+
+class SparseRows(Sequence[np.ndarray]):
+    """n sparse rows in CSR form (`indptr`, `indices`, `values`), readable as a list of rows.
+
+    `rows[i]` is row i as a (k, 2) array `[[uid, value], ...]` in ascending uid order (int64
+    for integer values), built on access: the epoch hands 4096 x 4096 bonds over as three
+    flat arrays instead of thousands of small ones, and `scatter_rows` reads them back in one
+    vectorised write. Treat as read-only.
+    """
+
+    __slots__ = ("indptr", "indices", "values")
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None:
+        if len(indptr) < 1 or int(indptr[-1]) != len(indices) or len(indices) != len(values):
+            raise ValueError("SparseRows: indptr[-1], len(indices), len(values) must agree")
+        self.indptr, self.indices, self.values = indptr, indices, values
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[SparseRow], dtype: Any = np.int64) -> SparseRows:
+        """CSR of per-row `[(uid, value)]` lists or (k, 2) arrays."""
+        if isinstance(rows, SparseRows):
+            return rows
+        pairs = [np.asarray(r, dtype=dtype).reshape(-1, 2) for r in rows]
+        counts = np.fromiter(map(len, pairs), dtype=np.int64, count=len(pairs))
+        flat = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=dtype)
+        indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return cls(indptr, flat[:, 0].astype(np.int64), flat[:, 1])
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[np.ndarray]: ...
+    def __getitem__(self, i: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} out of range for {n} rows")
+        i %= n
+        a, b = int(self.indptr[i]), int(self.indptr[i + 1])
+        kind = np.float64 if self.values.dtype.kind == "f" else np.int64
+        row = np.empty((b - a, 2), dtype=kind)
+        row[:, 0], row[:, 1] = self.indices[a:b], self.values[a:b]
+        return row
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[k] for k in range(len(self)))
+
+    def row_lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def to_lists(self) -> list[list[tuple[int, int]]]:
+        """Rows as `[(uid, value)]` lists of Python numbers (the local chain's storage)."""
+        ptr, cols, vals = self.indptr.tolist(), self.indices.tolist(), self.values.tolist()
+        return [
+            list(zip(cols[a:b], vals[a:b], strict=True))
+            for a, b in zip(ptr[:-1], ptr[1:], strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -121,7 +183,10 @@ class SubnetState:
             raise ValueError(f"SubnetState.commit_blocks has {len(self.commit_blocks)}, n={n}")
         if self.owner_uid is not None and not 0 <= self.owner_uid:
             raise ValueError(f"SubnetState.owner_uid={self.owner_uid} must be a uid or None")
-        if any(float(s) < 0 for s in self.stake):
+        stake = np.asarray(self.stake)
+        if stake.dtype == object:
+            stake = stake.astype(np.float64)  # ints beyond int64: only the sign matters here
+        if len(stake) and stake.min() < 0:
             raise ValueError("SubnetState.stake must be non-negative rao")
 
 
@@ -133,6 +198,8 @@ class EpochResult:
     `pruning_scores_u16` (max-upscaled, rounded, as subtensor stored it). Emissions are rao.
     `bonds` are the EMA bonds before storage conversion: Yuma 2's column-normalised EMA bonds
     (before the max-upscale), Yuma 3's absolute bonds in [0, 1]; `new_bonds` is what is stored.
+    Both are sequences of n rows (lists, or `SparseRows` from the float64 epoch; `bonds_csr`
+    gives the stored ones as CSR arrays either way).
     Ranks/trust/pruning scores were dropped from chain storage in 2025-10 but are kept here
     for dashboards.
     """
@@ -149,8 +216,8 @@ class EpochResult:
     dividends: np.ndarray
     pruning_scores: np.ndarray
     new_validator_permits: list[bool]
-    bonds: list[list[tuple[int, float]]]
-    new_bonds: list[list[tuple[int, int]]]
+    bonds: Sequence[Any]
+    new_bonds: Sequence[Any]
     server_emission: list[int]
     validator_emission: list[int]
     emission: list[int]
@@ -163,6 +230,11 @@ class EpochResult:
     incentive_u16: list[int] = field(default_factory=list)
     dividends_u16: list[int] = field(default_factory=list)
     pruning_scores_u16: list[int] = field(default_factory=list)
+
+    @property
+    def bonds_csr(self) -> SparseRows:
+        """`new_bonds` (the stored u16 bonds) as CSR arrays; free when the epoch built it so."""
+        return SparseRows.from_rows(self.new_bonds)
 
     @property
     def active_u16(self) -> list[bool]:
@@ -180,6 +252,8 @@ class EpochResult:
         for name, value in self.__dict__.items():
             if isinstance(value, np.ndarray):
                 out[name] = value.tolist()
+            elif isinstance(value, SparseRows):
+                out[name] = [row.tolist() for row in value]
             elif name not in out:
                 out[name] = value
         return out

@@ -12,6 +12,7 @@ from subnet.consensus.dense import (
     transpose_into,
     weighted_median_cols,
 )
+from subnet.consensus.types import SparseRows
 
 
 def brute_median(stake, scores, kappa, participants):
@@ -123,3 +124,27 @@ def test_block_buffers_are_reused_and_not_shared_while_held():
             assert not {b.__array_interface__["data"][0] for b in nested} & set(held)
     with block_buffers(2, 50) as again:
         assert [b.__array_interface__["data"][0] for b in again] == held
+
+
+@pytest.mark.parametrize("form", ["run", "gaps", "partial"])
+def test_scatter_rows_reads_csr_rows_like_lists(form):
+    rng = np.random.default_rng(7)
+    n = 9
+    if form == "run":
+        rows = [[(j, int(rng.integers(0, 99))) for j in range(3, 8)] for _ in range(4)]
+    else:
+        rows = [
+            [(j, int(rng.integers(0, 99))) for j in range(-1, n + 1) if rng.random() < 0.5]
+            for _ in range(4)
+        ]
+        rows[2] = []
+    csr = SparseRows.from_rows(rows)
+    assert [r.tolist() for r in csr] == [[list(p) for p in r] for r in rows]
+    assert csr.to_lists() == rows
+    uids = np.array([0, 1, 3]) if form == "partial" else np.arange(4)
+    skip = np.array([False, True, False] if form == "partial" else [False] * 4)
+    got, want = np.zeros((len(uids), n)), np.zeros((len(uids), n))
+    got_p, want_p = np.zeros(got.shape, dtype=bool), np.zeros(got.shape, dtype=bool)
+    scatter_rows(csr, uids, got, got_p, skip=skip, divisor=7.0)
+    scatter_rows(rows, uids, want, want_p, skip=skip, divisor=7.0)
+    assert np.array_equal(got, want) and np.array_equal(got_p, want_p)

@@ -97,7 +97,7 @@ def run_epoch(state: ChainState, sn: Subnet) -> dict:
     out.emission = np.asarray(result.emission, np.int64)
     out.permit = np.asarray(result.new_validator_permits, bool)
     out.active = np.asarray(result.active, bool)
-    out.bonds = [[(int(j), int(v)) for j, v in row] for row in result.new_bonds]
+    out.bonds = result.bonds_csr.to_lists()  # CSR arrays to [(uid, u16)] rows in one pass
     burned = 0
     for uid, neuron in enumerate(sn.neurons):
         server, validator = int(result.server_emission[uid]), int(result.validator_emission[uid])
