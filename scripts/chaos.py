@@ -52,8 +52,8 @@ SCENARIOS = {
     "test_each_cheat_is_caught_with_its_reason": ("adversarial miners (in-process)", "13 cheats "
                                                   "vs 2 honest miners, 3 validator steps", 45),
     "test_honest_miners_take_the_incentive_and_every_cheat_is_caught": ("adversarial miners on a "
-        "localnet", "13 cheating miner processes + 2 honest, 2 validators, 8 epochs: honest >= 95% "
-        "of incentive, each cheat scored 0 with a reason", 13),
+        "localnet", "13 cheating miner processes + 2 honest, 2 validators, 4 epochs of 70 s, default "
+        "tiny experts: honest >= 95% of incentive, each cheat scored 0 with a reason", 13),
     "test_sigkill_chain_validator_and_miner": ("localnet SIGKILL faults", "SIGKILL + restart of "
         "the chain, a validator, a miner (see the faults table)", 3),
     "test_fifty_concurrent_streams_all_complete": ("gateway concurrency (default suite)", "50 "
@@ -203,8 +203,12 @@ def _chain_outcome(c: dict) -> str:
 KNOWN_LIMITS = [
     "Known limits:",
     "",
-    "- **Replay passes with tiny experts.** The replayer answers every prompt with its first "
-    "answer (logprobs included). With the tiny `test`-size experts a continuation barely depends "
+    "- **Replay passes with the `test`-size experts.** The replayer answers every prompt with its "
+    "first answer (logprobs included). The same localnet run with `--experts-size test` (the "
+    "e2e test's 300 kB experts) failed the 95% check: the replayer was scored 0 only 6 times "
+    "where always-caught cheaters were scored 0 16 times, both validators gave it 0.25 of their "
+    "weights, and it took 0.254 of miner incentive (honest 74.6%). With the `test` experts a "
+    "continuation barely depends "
     "on the prompt, so the stale answer is about as likely under the new prompt as under the old "
     "one and passes the plausibility and logprob checks; it is caught (`copycat`, "
     "`implausible_tokens`) only when the prompts differ enough. The validator calls an identical "
