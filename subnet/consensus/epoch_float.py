@@ -103,23 +103,27 @@ def _liquid_ema(
     """Yuma 3 liquid alpha: per-entry sigmoid EMA rate from how far W_b is from consensus
     (rising) or from B (falling); `x` and `out` are scratch, `out` is returned as the EMA."""
     lo, hi = params.alpha_low / U16_MAX, params.alpha_high / U16_MAX
-    # wb, b and consensus lie in [0, 1]: the chain's clamp to [0, 1] only cuts below 0.
+    k = params.alpha_sigmoid_steepness / -100.0
+    # wb, b and consensus lie in [0, 1]: the chain's clamp of d to [0, 1] only cuts below 0,
+    # and its clamp of the exponent to [-20, 20] only bites when |k| / 2 > 20.
+    falling = np.subtract(b, wb, out=out)
     np.subtract(wb, consensus[None, :], out=x)
     np.maximum(x, 0.0, out=x)
-    np.subtract(b, wb, out=out)
-    np.copyto(x, out, where=out > 0)  # falling: b - wb where b > wb
-    x -= 0.5
-    x *= params.alpha_sigmoid_steepness / -100.0
-    np.clip(x, -20.0, 20.0, out=x)
+    # d = b - wb where b > wb: branch-free (a masked copy on a mixed mask is ~8x slower);
+    # rising is zeroed where falling, then max() picks falling there and rising (>= 0) elsewhere.
+    x *= falling <= 0
+    np.maximum(x, falling, out=x)
+    x *= k
+    x -= 0.5 * k  # k * (d - 0.5)
+    if abs(k) > 40.0:
+        np.clip(x, -20.0, 20.0, out=x)
     np.exp(x, out=x)
     x += 1.0
     np.divide(hi - lo, x, out=x)
-    x += lo
-    alphas = np.clip(x, lo, hi, out=x)
-    ema = np.subtract(1.0, alphas, out=out)
-    ema *= b
-    alphas *= wb  # >= 0, so the chain's max(., 0) is a no-op
-    ema += alphas
+    x += lo  # alpha in [lo, hi] up to rounding (the chain's clamp)
+    # (1 - alpha) b + alpha wb = b - alpha (b - wb): one product fewer.
+    x *= falling
+    ema = np.subtract(b, x, out=out)
     return np.minimum(ema, 1.0, out=ema)
 
 
