@@ -197,8 +197,11 @@ def _block_outputs(
     else:
         if params.bonds_penalty == U16_MAX:
             if present is not None:
-                zero_cols = np.flatnonzero(consensus == 0)
-                present[:, zero_cols] &= ~(w[:, zero_cols] > 0)
+                # Only columns with a positive weight can lose one (a column gather is slow).
+                weighted = np.ones(len(uids)) @ w > 0
+                zero_cols = np.flatnonzero((consensus == 0) & weighted)
+                if len(zero_cols):
+                    present[:, zero_cols] &= ~(w[:, zero_cols] > 0)
         else:
             clipped -= w
             clipped *= params.bonds_penalty / U16_MAX
@@ -227,14 +230,18 @@ def _block_outputs(
             x, ema = pool[2].reshape(shape), spare.reshape(shape)
             for rows in _row_chunks(len(uids), n):  # 18 elementwise steps, L2-resident
                 _liquid_ema(params, wb[rows], b[rows], consensus, x[rows], ema[rows])
-            if not wb_has.all():
-                ema *= wb_has  # bonds absent from W_b are deleted (sparse quirk)
+            # Bonds absent from W_b are deleted (sparse quirk); touch only columns with gaps.
+            gaps = np.flatnonzero(~wb_has.all(axis=0))
+            if 2 * len(gaps) > n:
+                ema *= wb_has
+            elif len(gaps):
+                ema[:, gaps] *= wb_has[:, gaps]
         else:
             ema = np.multiply(wb, alpha, out=wb)
             b *= 1 - alpha
             ema += b  # alpha * W_b + (1 - alpha) * B
-        normed = np.divide(ema, _col_sums(ema), out=pool[2].reshape(shape))
-        dividends[uids] = (normed @ incentive) * a_rows
+        # column-normalised bonds @ incentive, with the normalisation moved onto incentive
+        dividends[uids] = (ema @ (incentive / _col_sums(ema))) * a_rows
     else:
         b /= _col_sums(b)
         delta = np.multiply(wb, a_rows[:, None], out=wb)
