@@ -57,16 +57,19 @@ def scatter_rows(
     present: np.ndarray | None = None,
     skip: np.ndarray | None = None,
     divisor: float = 1.0,
+    zero: bool = False,
 ) -> None:
     """Write rows `uids` of a sparse u16 matrix, each value / `divisor`, into the zeroed
-    block `out` (one row each, none where `skip`).
+    block `out` (one row each, none where `skip`). With `zero`, `out` may hold anything and
+    gets zeros wherever no entry lands (cheaper than a fill: a row that is one run of uids
+    only clears the columns around it).
 
     Columns outside 0..n-1 are ignored, as on chain. `present` (bool, zeroed) gets True at
     every stored entry, explicit zeros included. Rows that are one run of consecutive uids
     (every validator weighting every miner) take a slice copy instead of a scatter.
     """
     if isinstance(rows, SparseRows):
-        _scatter_csr(rows, uids, out, present, skip, divisor)
+        _scatter_csr(rows, uids, out, present, skip, divisor, zero)
         return
     n = out.shape[1]
     ramp = np.arange(n, dtype=np.int64)
@@ -74,11 +77,16 @@ def scatter_rows(
     for k, uid in enumerate(uids.tolist()):
         row = rows[uid]
         if skipped[k] or not len(row):
+            if zero:
+                out[k] = 0.0
             continue
         pairs = as_pairs(row)
         cols, vals = pairs[:, 0], pairs[:, 1]
         lo, m = int(cols[0]), len(cols)
         if 0 <= lo and lo + m <= n and (cols == ramp[lo : lo + m]).all():
+            if zero:
+                out[k, :lo] = 0.0
+                out[k, lo + m :] = 0.0
             dst = out[k, lo : lo + m]
             dst[:] = vals  # a plain cast-copy: a ufunc on strided ints is ~4x slower
             if divisor != 1.0:
@@ -86,6 +94,8 @@ def scatter_rows(
             if present is not None:
                 present[k, lo : lo + m] = True
             continue
+        if zero:
+            out[k] = 0.0
         keep = (cols >= 0) & (cols < n)
         if not keep.all():
             cols, vals = cols[keep], vals[keep]
@@ -101,6 +111,7 @@ def _scatter_csr(
     present: np.ndarray | None,
     skip: np.ndarray | None,
     divisor: float,
+    zero: bool,
 ) -> None:
     """`scatter_rows` for CSR input: one vectorised write (a block copy when every selected
     row is the same run of uids, as bonds to every miner are)."""
@@ -109,6 +120,9 @@ def _scatter_csr(
     sel = uids[k_sel]
     lens = rows.row_lengths()[sel]
     total = int(lens.sum())
+    if zero and (total == 0 or len(k_sel) != len(uids)):
+        out.fill(0.0)
+        zero = False
     if total == 0:
         return
     starts = rows.indptr[sel]
@@ -123,12 +137,17 @@ def _scatter_csr(
         grid = cols.reshape(-1, m)
         if (grid == np.arange(lo, lo + m, dtype=grid.dtype)).all():
             dst_rows = slice(None) if len(k_sel) == len(uids) else k_sel
+            if zero:  # every row selected (else filled above)
+                out[:, :lo] = 0.0
+                out[:, lo + m :] = 0.0
             out[dst_rows, lo : lo + m] = vals.reshape(-1, m)
             if divisor != 1.0:
                 out[dst_rows, lo : lo + m] /= divisor
             if present is not None:
                 present[dst_rows, lo : lo + m] = True
             return
+    if zero:
+        out.fill(0.0)
     block_row = np.repeat(k_sel, lens)
     keep = (cols >= 0) & (cols < n)
     if not keep.all():

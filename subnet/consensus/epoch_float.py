@@ -153,12 +153,11 @@ def _block_outputs(
     n = state.n
     shape = (len(uids), n)
     w = bufs[0].reshape(shape)
-    w.fill(0.0)
     pool = bufs[1:]
     liquid_possible = params.yuma3 and params.liquid_alpha
     track = liquid_possible and params.bonds_penalty in (0, U16_MAX)
     present = np.zeros(shape, dtype=bool) if track else None
-    scatter_rows(state.weights, uids, w, present, skip=~permit[uids])
+    scatter_rows(state.weights, uids, w, present, skip=~permit[uids], zero=True)
     _mask_weights(state, uids, owner, w, present)
     row_sums = w.sum(axis=1)
     row_sums[row_sums == 0] = 1.0
@@ -213,8 +212,7 @@ def _block_outputs(
     else:
         last_tempo = max(state.current_block - params.tempo, 0)
     b = pool[1].reshape(shape)
-    b.fill(0.0)
-    scatter_rows(state.bonds, uids, b, divisor=U16_MAX if params.yuma3 else 1.0)
+    scatter_rows(state.bonds, uids, b, divisor=U16_MAX if params.yuma3 else 1.0, zero=True)
     bar = np.asarray(state.block_at_registration, dtype=np.int64)
     dropped = np.flatnonzero(last_tempo <= bar)  # bonds to uids registered since last tempo
     if len(dropped):
@@ -231,7 +229,7 @@ def _block_outputs(
             for rows in _row_chunks(len(uids), n):  # 18 elementwise steps, L2-resident
                 _liquid_ema(params, wb[rows], b[rows], consensus, x[rows], ema[rows])
             # Bonds absent from W_b are deleted (sparse quirk); touch only columns with gaps.
-            gaps = np.flatnonzero(~wb_has.all(axis=0))
+            gaps = np.flatnonzero(~wb_has.all(axis=0) & (np.ones(len(uids)) @ b > 0))
             if 2 * len(gaps) > n:
                 ema *= wb_has
             elif len(gaps):
@@ -243,12 +241,12 @@ def _block_outputs(
         # column-normalised bonds @ incentive, with the normalisation moved onto incentive
         dividends[uids] = (ema @ (incentive / _col_sums(ema))) * a_rows
     else:
-        b /= _col_sums(b)
+        # alpha * colnorm(W_b * a) + (1 - alpha) * colnorm(B), with each column's scale and
+        # alpha applied in one pass per term instead of a normalise pass and a scale pass.
+        b *= (1 - alpha) / _col_sums(b)
         delta = np.multiply(wb, a_rows[:, None], out=wb)
-        delta /= _col_sums(delta)
-        ema = np.multiply(delta, alpha, out=delta)
-        b *= 1 - alpha
-        ema += b  # alpha * delta + (1 - alpha) * B
+        delta *= alpha / _col_sums(delta)
+        ema = np.add(delta, b, out=delta)
         ema /= _col_sums(ema)
         dividends[uids] = ema @ incentive
         col_scale = ema.max(axis=0, initial=0.0)  # Yuma 2 stores max-upscaled bonds

@@ -148,3 +148,22 @@ def test_scatter_rows_reads_csr_rows_like_lists(form):
     scatter_rows(csr, uids, got, got_p, skip=skip, divisor=7.0)
     scatter_rows(rows, uids, want, want_p, skip=skip, divisor=7.0)
     assert np.array_equal(got, want) and np.array_equal(got_p, want_p)
+
+
+@pytest.mark.parametrize("form", ["run", "gaps", "partial", "empty"])
+def test_scatter_rows_zero_clears_what_no_entry_writes(form):
+    n = 8
+    run = [(j, j + 1) for j in range(2, 6)]
+    rows = {
+        "run": [run, run, run],
+        "gaps": [run, [(0, 4), (7, 0), (9, 1)], []],
+        "partial": [run, run, run],
+        "empty": [[], [], []],
+    }[form]
+    skip = np.array([False, True, False]) if form == "partial" else None
+    for given in (rows, SparseRows.from_rows(rows)):
+        want = np.zeros((3, n))
+        scatter_rows(rows, np.arange(3), want, skip=skip)
+        got = np.full((3, n), np.nan)
+        scatter_rows(given, np.arange(3), got, skip=skip, zero=True)
+        assert np.array_equal(got, want)
