@@ -114,12 +114,17 @@ def _liquid_ema(
     x *= falling <= 0
     np.maximum(x, falling, out=x)
     x *= k
-    x -= 0.5 * k  # k * (d - 0.5)
     if abs(k) > 40.0:
+        x -= 0.5 * k  # k * (d - 0.5)
         np.clip(x, -20.0, 20.0, out=x)
-    np.exp(x, out=x)
-    x += 1.0
-    np.divide(hi - lo, x, out=x)
+        np.exp(x, out=x)
+        x += 1.0
+        np.divide(hi - lo, x, out=x)
+    else:  # (hi - lo) / (1 + e^(k(d - 1/2))) = (hi - lo) e^(k/2) / (e^(k/2) + e^(kd))
+        half = float(np.exp(0.5 * k))
+        np.exp(x, out=x)
+        x += half
+        np.divide((hi - lo) * half, x, out=x)
     x += lo  # alpha in [lo, hi] up to rounding (the chain's clamp)
     # (1 - alpha) b + alpha wb = b - alpha (b - wb): one product fewer.
     x *= falling
