@@ -190,8 +190,8 @@ def weighted_median_cols(
 
     Each score's bits get its row index in the low mantissa bits: still a float >= 0 that
     sorts like the score, so one `np.sort` of floats (SIMD, ~4x faster than argsort) orders
-    every column. Scores differing only in those bits (< 2**-40 relative, far below the
-    chain's 2**-32 fixed-point step) may swap places; the value returned is still an exact
+    every column. Scores differing only in those bits (< 2**-36 relative, below the
+    chain's 2**-32 fixed-point step for any score <= 1) may swap places; the value returned is still an exact
     score of its column.
     """
     rows, cols = scores.shape
@@ -199,7 +199,10 @@ def weighted_median_cols(
     if count == 0:
         return np.zeros(cols), np.zeros(cols, dtype=bool)
     bufs = work or tuple(np.empty(scores.size) for _ in range(3))
-    bits = max(1, (rows - 1).bit_length())
+    # 16 index bits whenever they suffice: the indices then leave the keys as a plain u16
+    # cast (a quarter of the bytes to transpose back); 36 mantissa bits still order scores.
+    small = rows <= 1 << 16
+    bits = 16 if small else rows.bit_length()
     low = np.int64((1 << bits) - 1)
     keys = bufs[0].view(np.int64).reshape(rows, cols)
     np.bitwise_and(scores.view(np.int64), ~low, out=keys)
@@ -209,19 +212,28 @@ def weighted_median_cols(
     keys |= np.arange(rows, dtype=np.int64)[:, None]
     by_col = transpose_into(keys, bufs[1].view(np.int64).reshape(cols, rows))
     by_col.view(np.float64).sort(axis=1)  # ascending; the median walks it from the end
-    by_col &= low  # row index of each score, worst first
-    # Stake at each sorted position, moved back to (position, column) rows so the running
-    # sum from the best score down is one vectorised add per position (np.cumsum along
-    # short rows is ~5x slower).
-    at_pos = np.take(stake, by_col, out=bufs[2].reshape(cols, rows), mode="wrap")
-    above = transpose_into(at_pos, bufs[0].reshape(rows, cols))
+    # Row index of each score, worst first, moved back to (position, column) rows, then the
+    # stake at each position: the running sum from the best score down is one vectorised
+    # add per position (np.cumsum along short rows is ~5x slower).
+    above = bufs[0].reshape(rows, cols)
+    if small:
+        halves = bufs[2].view(np.uint16)
+        idx_cr = halves[: scores.size].reshape(cols, rows)
+        np.copyto(idx_cr, by_col, casting="unsafe")  # keeps the low 16 bits: the row index
+        order = transpose_into(idx_cr, halves[scores.size : 2 * scores.size].reshape(rows, cols))
+        np.take(stake, order, out=above, mode="wrap")
+    else:
+        by_col &= low
+        order = by_col.T
+        at_pos = np.take(stake, by_col, out=bufs[2].reshape(cols, rows), mode="wrap")
+        transpose_into(at_pos, above)
     for i in range(rows - 2, -1, -1):
         np.add(above[i + 1], above[i], out=above[i])  # stake scoring >= position i
     reached = above[0] >= kappa
     pos = np.count_nonzero(above >= kappa, axis=0) - 1  # highest position reaching kappa
     pos[~reached] = rows - count  # the lowest participant: the column minimum
     at = np.arange(cols)
-    return scores[by_col[at, pos], at], reached
+    return scores[order[pos, at], at], reached
 
 
 def _csr_indptr(uids: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:

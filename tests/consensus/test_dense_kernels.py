@@ -167,3 +167,20 @@ def test_scatter_rows_zero_clears_what_no_entry_writes(form):
         got = np.full((3, n), np.nan)
         scatter_rows(given, np.arange(3), got, skip=skip, zero=True)
         assert np.array_equal(got, want)
+
+
+def test_weighted_median_with_more_rows_than_16_index_bits():
+    rng = np.random.default_rng(3)
+    rows = (1 << 16) + 5
+    scores = rng.integers(0, 50, (rows, 2)) / 49.0
+    stake = rng.random(rows)
+    stake /= stake.sum()
+    got, reached = weighted_median_cols(stake, scores, 0.5)
+    for c in range(2):  # the definition, vectorised: best score first, running stake
+        order = np.argsort(-scores[:, c], kind="stable")
+        above = np.cumsum(stake[order])
+        vals = scores[order, c]
+        ok = above >= 0.5  # stake scoring >= vals[k] counts all ties of vals[k]
+        last_of_value = np.r_[vals[1:] != vals[:-1], True]
+        assert got[c] == vals[np.flatnonzero(ok & last_of_value)[0]]
+    assert reached.all()
