@@ -184,8 +184,8 @@ class SubnetState:
         if self.owner_uid is not None and not 0 <= self.owner_uid:
             raise ValueError(f"SubnetState.owner_uid={self.owner_uid} must be a uid or None")
         stake = np.asarray(self.stake)
-        if stake.dtype == object:
-            stake = stake.astype(np.float64)  # ints beyond int64: only the sign matters here
+        if stake.dtype.kind not in "iufb":
+            stake = stake.astype(np.float64)  # huge ints, numeric strings: only the sign matters
         if len(stake) and stake.min() < 0:
             raise ValueError("SubnetState.stake must be non-negative rao")
 
