@@ -54,6 +54,13 @@ SCENARIOS = {
     "test_honest_miners_take_the_incentive_and_every_cheat_is_caught": ("adversarial miners on a "
         "localnet", "13 cheating miner processes + 2 honest, 2 validators, 4 epochs of 70 s, default "
         "tiny experts: honest >= 95% of incentive, each cheat scored 0 with a reason", 13),
+    "test_reasons_are_counted_per_uid": ("localnet summary: cheat reasons", "validator log lines "
+        "parsed per uid", 1),
+    "test_share_and_caught_verdicts": ("localnet summary: 95% check", "honest share and caught "
+        "verdicts from epoch rows", 1),
+    "test_adversaries_flag": ("dmoe localnet --adversaries", "valid, 'all', unknown, repeated", 1),
+    "test_layout_adds_one_labelled_miner_per_cheat": ("localnet layout with cheaters", "labels, "
+        "copycat target, resume with other cheats refused", 1),
     "test_sigkill_chain_validator_and_miner": ("localnet SIGKILL faults", "SIGKILL + restart of "
         "the chain, a validator, a miner (see the faults table)", 3),
     "test_fifty_concurrent_streams_all_complete": ("gateway concurrency (default suite)", "50 "
@@ -217,7 +224,8 @@ KNOWN_LIMITS = [
     "here: on sampled tasks (temperature > 0, a fresh seed each), an answer identical to one "
     "seen for another prompt whose probability under the reference is tiny (say < 1e-6) cannot "
     "come from an honest sampler twice; flag it even when it is plausible. The replayer's first "
-    "answer is honest (its cache is empty), so it also earns a little until the EMA forgets it.",
+    "answer is honest (its cache is empty), so it also earns a little until the EMA forgets it. "
+    "With the default experts one validator still gave the replayer 0.19 of its weights at the end (its EMA remembers the honest first answer and the few stale answers that passed); Yuma's consensus clip paid it nothing because the other validator gave it 0. With a single validator, or a majority agreeing, it would have been paid.",
     "- **Copycat** cannot relay on a localnet: honest miners admit validators only, so its relay "
     "gets `403 not_validator` and it fails every query (reason `error`); admission, not "
     "verification, is the defence against relaying. (Its own server answers those failures "
