@@ -181,7 +181,12 @@ async def generate(request: web.Request) -> web.StreamResponse:
     metrics.requests.labels("generate", "200").inc()
     if resp is None:
         return web.json_response(final.to_dict())
-    await resp.write_eof()
+    try:
+        await resp.write_eof()
+    except ConnectionResetError:
+        # The answer is complete; a client (e.g. a hedging gateway) that left before the end
+        # of the stream is not an error of ours.
+        log.debug("client left before the end of the stream")
     return resp
 
 
