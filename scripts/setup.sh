@@ -17,7 +17,8 @@ fi
 echo "[setup] installing into .venv (first run takes a few minutes)" >&2
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
 .venv/bin/python -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" >&2 || true
-.venv/bin/python -c "import torch" >/dev/null
+# Found without importing it (importing before numpy is installed only prints a warning).
+.venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"
 .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
 .venv/bin/python -c "import bittensor, transformers, aiohttp, pytest" >/dev/null
 echo "$WANT" > "$STAMP"
