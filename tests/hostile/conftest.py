@@ -10,10 +10,10 @@ import torch
 from subnet.chain.config import ChainConfig
 from subnet.chain.local.chain import LocalChain
 from subnet.chain.local.server import ChainServer
-from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
 from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
-from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
+from subnet.miner.config import MinerConfig, ServerConfig
 from subnet.miner.server import MinerServer
+from tests.builders import local_miner_config
 from tests.fixtures_chain import fast_genesis
 from tests.hostile.rawhttp import Background
 
@@ -44,22 +44,9 @@ def hostile_snapshot(hwallets) -> MetagraphSnapshot:
 
 
 def hostile_miner_config(**engine) -> MinerConfig:
-    common = CommonConfig(
-        netuid=1,
-        wallet=WalletConfig(),
-        subtensor=SubtensorConfig(),
-        axon=AxonConfig(ip="127.0.0.1", port=0),
-        logging=LoggingConfig(),
-    )
     policy = AdmissionPolicy(min_stake=10.0, total_tokens_per_s=1e6, min_burst_tokens=1e6)
-    return MinerConfig(
-        common=common,
-        engine=EngineConfig(expert="unused", **({"max_batch": 4, "max_queue": 8} | engine)),
-        server=ServerConfig(
-            max_body_bytes=MAX_BODY, max_new_tokens=MAX_NEW, drain_s=2, policy=policy
-        ),
-        publish=False,
-    )
+    server = ServerConfig(max_body_bytes=MAX_BODY, max_new_tokens=MAX_NEW, drain_s=2, policy=policy)
+    return local_miner_config(server, **({"max_batch": 4, "max_queue": 8} | engine))
 
 
 @pytest.fixture(scope="session")

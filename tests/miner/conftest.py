@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
 from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
-from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
+from subnet.miner.config import MinerConfig, ServerConfig
 from subnet.miner.server import MinerServer
 from subnet.net import SignedClient
+from tests.builders import local_miner_config
 
 
 @pytest.fixture(scope="session")
@@ -46,18 +46,8 @@ def snapshot(wallets) -> MetagraphSnapshot:
 
 
 def miner_config(**server) -> MinerConfig:
-    common = CommonConfig(
-        netuid=1,
-        wallet=WalletConfig(),
-        subtensor=SubtensorConfig(),
-        axon=AxonConfig(ip="127.0.0.1", port=0),
-        logging=LoggingConfig(),
-    )
-    return MinerConfig(
-        common=common,
-        engine=EngineConfig(expert="unused", max_batch=8, max_queue=8),
-        server=replace(ServerConfig(max_new_tokens=64, drain_s=5), **server),
-    )
+    cfg = local_miner_config(replace(ServerConfig(max_new_tokens=64, drain_s=5), **server))
+    return replace(cfg, publish=True)
 
 
 @pytest.fixture

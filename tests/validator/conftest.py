@@ -11,13 +11,13 @@ import torch
 from aiohttp import web
 
 from protocol import GenerateChunk, GenerateRequest, GenerateResponse, decode_json
-from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
 from subnet.miner.admission import AdmissionPolicy, MetagraphSnapshot, Peer
-from subnet.miner.config import EngineConfig, MinerConfig, ServerConfig
+from subnet.miner.config import MinerConfig, ServerConfig
 from subnet.miner.server import MinerServer
 from subnet.net import RAW_BODY, SignedClient, btauth_middleware, error_response
 from subnet.validator.query import MinerInfo
 from subnet.validator.verifier import ExpertRegistry
+from tests.builders import local_miner_config
 
 
 @pytest.fixture(scope="session")
@@ -47,19 +47,8 @@ def _snapshot(vwallet) -> MetagraphSnapshot:
 
 
 def _miner_config() -> MinerConfig:
-    common = CommonConfig(
-        netuid=1,
-        wallet=WalletConfig(),
-        subtensor=SubtensorConfig(),
-        axon=AxonConfig(ip="127.0.0.1", port=0),
-        logging=LoggingConfig(),
-    )
-    return MinerConfig(
-        common=common,
-        engine=EngineConfig(expert="unused", max_batch=8, max_queue=16),
-        server=ServerConfig(max_new_tokens=128, drain_s=2, policy=AdmissionPolicy()),
-        publish=False,
-    )
+    server = ServerConfig(max_new_tokens=128, drain_s=2, policy=AdmissionPolicy())
+    return local_miner_config(server, max_batch=8, max_queue=16)
 
 
 @pytest.fixture

@@ -7,24 +7,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from protocol import GenerateRequest, GenerateResponse, TokenLogprob, Usage
-from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
 from subnet.validator.config import LoopConfig, ValidatorConfig
 from subnet.validator.loop import Validator
 from subnet.validator.sampling import SamplingConfig
 from subnet.validator.state import StateStore
 from subnet.validator.verifier import Verifier
+from tests.builders import local_common
 
 
 def validator_config(state_path: Path, *, per_step: int = 8, seed: int = 7, netuid: int = 1):
-    common = CommonConfig(
-        netuid=netuid,
-        wallet=WalletConfig(),
-        subtensor=SubtensorConfig(),
-        axon=AxonConfig(),
-        logging=LoggingConfig(),
-    )
     return ValidatorConfig(
-        common=common,
+        common=local_common(netuid),
         state_path=state_path,
         loop=LoopConfig(step_s=0.1, query_timeout_s=20, first_token_timeout_s=10, seed=seed),
         sampling=SamplingConfig(per_step=per_step),
