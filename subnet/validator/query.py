@@ -98,12 +98,13 @@ async def query(
     now = time.monotonic()
     if final is None:
         return QueryResult(miner.uid, "error", "no final response", finished_at=now)
-    gen_s = max(1e-6, now - t0 - (ttft or 0.0))
     n = len(final.token_ids)
     burst = buffered(n, ttft or 0.0, last_at - t0 - (ttft or 0.0))
     if burst:
         return QueryResult(miner.uid, "error", burst, ttft_s=ttft, finished_at=now)
-    tps = (n - 1) / gen_s if n > 1 else None
+    # Tokens per second over the whole exchange, first-token wait included: buffering an answer
+    # to release it in one burst then earns nothing (and costs time to first token).
+    tps = n / max(1e-6, now - t0) if n else None
     return QueryResult(miner.uid, "ok", "", final, ttft, tps, finished_at=now)
 
 
@@ -111,7 +112,7 @@ async def query(
 # (to fake tokens/s): honest decoding spreads n tokens over n steps, each comparable to the
 # first. Below these figures a client-side stall could look the same, so they are not judged.
 BURST_MIN_TOKENS = 8
-BURST_MIN_TTFT_S = 0.05
+BURST_MIN_TTFT_S = 0.25
 BURST_SPAN_SHARE = 0.05
 
 
