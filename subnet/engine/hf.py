@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -26,61 +26,22 @@ from protocol import (
     GenerateResponse,
     ScoreRequest,
     ScoreResponse,
-    Timings,
     TokenLogprob,
-    Usage,
 )
 from subnet.engine.base import EngineFull, EngineStopped, GenerationHandle, RequestRejected
 from subnet.engine.kvbatch import KVBatch, select_rows
 from subnet.engine.loading import LoadedExpert
 from subnet.engine.prompt import encode_prompt
-from subnet.engine.sampling import choose, find_stop, make_generator, stable_length
+from subnet.engine.sampling import choose, make_generator
 from subnet.engine.scoring import score_batch
+from subnet.engine.sequence import Seq as _Seq
+from subnet.engine.sequence import prefill_groups
 
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "hf-continuous/0.1"
-# Newcomers share a prefill forward while padding adds at most this fraction of their tokens.
-PREFILL_PAD_SLACK = 0.25
 # Bounds one scoring forward (its logits are tokens x vocab floats).
 SCORE_TOKENS_PER_STEP = 16_384
-
-
-@dataclass
-class _Seq:
-    req: GenerateRequest
-    handle: GenerationHandle
-    prompt: list[int]
-    submitted: float
-    gen: torch.Generator | None
-    out: list[int] = field(default_factory=list)
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    text: str = ""
-    sent_tokens: int = 0
-    sent_chars: int = 0
-    searched: int = 0
-    prefix_at: int = 0  # incremental detokenizer window (see _detokenize)
-    read_at: int = 0
-    stopped: bool = False
-    finished: bool = False
-    started: float = 0.0
-    first_token: float = 0.0
-
-
-def prefill_groups(seqs: list[_Seq]) -> list[list[_Seq]]:
-    """Split newcomers (sorted by prompt length) into groups cheap to prefill together."""
-    groups: list[list[_Seq]] = []
-    total = 0
-    for seq in seqs:
-        n = len(seq.prompt)
-        group = groups[-1] if groups else None
-        if group and n * (len(group) + 1) <= (1 + PREFILL_PAD_SLACK) * (total + n):
-            group.append(seq)
-            total += n
-        else:
-            groups.append([seq])
-            total = n
-    return groups
 
 
 @dataclass
@@ -437,57 +398,18 @@ class HFEngine:
                 seq.logprobs.append(TokenLogprob(tok, chosen[j], top))
             if not seq.first_token:
                 seq.first_token = now
-            reason = self._check_finish(seq, tok)
+            reason = seq.check_finish(tok, self.eos_ids, self.tokenizer)
             if reason is None:
                 self._emit(seq, final=False)
             else:
                 done[j] = reason
         return done
 
-    def _detokenize(self, seq: _Seq) -> None:
-        """Extend `seq.text` by the newly readable text (incremental: O(1) tokens per step).
-
-        Decodes a short window before the new tokens and keeps only the difference, so
-        tokenizers that merge across token boundaries (leading spaces, multi-byte characters)
-        come out the same as decoding the whole sequence.
-        """
-        dec = self.tokenizer.decode
-        before = dec(seq.out[seq.prefix_at : seq.read_at], skip_special_tokens=True)
-        after = dec(seq.out[seq.prefix_at :], skip_special_tokens=True)
-        if len(after) > len(before) and not after.endswith("\ufffd"):
-            seq.text += after[len(before) :]
-            seq.prefix_at, seq.read_at = seq.read_at, len(seq.out)
-
-    def _check_finish(self, seq: _Seq, tok: int) -> str | None:
-        if tok in self.eos_ids:
-            return "eos"
-        self._detokenize(seq)
-        if seq.req.stop:
-            at = find_stop(seq.text, seq.req.stop, seq.searched)
-            seq.searched = len(seq.text)
-            if at is not None:
-                seq.text = seq.text[:at]
-                seq.stopped = True
-                return "stop"
-        if len(seq.out) >= seq.req.max_tokens:
-            return "length"
-        return None
-
     def _emit(self, seq: _Seq, *, final: bool) -> None:
         """Send the tokens and the stable text not yet sent (all of it when final)."""
-        end = len(seq.text) if final else stable_length(seq.text, seq.req.stop)
-        if seq.sent_tokens == len(seq.out) and end <= seq.sent_chars:
-            return
-        chunk = GenerateChunk(
-            request_id=seq.req.request_id,
-            index=seq.sent_tokens,
-            token_ids=tuple(seq.out[seq.sent_tokens :]),
-            text=seq.text[seq.sent_chars : max(end, seq.sent_chars)],
-            logprobs=tuple(seq.logprobs[seq.sent_tokens :]),
-        )
-        seq.sent_tokens = len(seq.out)
-        seq.sent_chars = max(end, seq.sent_chars)
-        self._outbox.append((seq.handle, chunk))
+        chunk = seq.next_chunk(final=final)
+        if chunk is not None:
+            self._outbox.append((seq.handle, chunk))
 
     def _finish(self, seq: _Seq, reason: str) -> None:
         if seq.finished:  # a failed step may list a sequence twice
@@ -500,24 +422,4 @@ class HFEngine:
             seq.text = self.tokenizer.decode(seq.out, skip_special_tokens=True)
         if reason in ("eos", "stop", "length"):
             self._emit(seq, final=True)
-        now = time.monotonic()
-        ms = 1000.0
-        self._outbox.append(
-            (
-                seq.handle,
-                GenerateResponse(
-                    request_id=seq.req.request_id,
-                    model=self.card.model_id,
-                    token_ids=tuple(seq.out),
-                    text=seq.text,
-                    finish_reason=reason,
-                    usage=Usage(prompt_tokens=len(seq.prompt), completion_tokens=len(seq.out)),
-                    logprobs=tuple(seq.logprobs),
-                    timings=Timings(
-                        queue_ms=max(0.0, (seq.started or now) - seq.submitted) * ms,
-                        ttft_ms=max(0.0, (seq.first_token or now) - seq.submitted) * ms,
-                        total_ms=(now - seq.submitted) * ms,
-                    ),
-                ),
-            )
-        )
+        self._outbox.append((seq.handle, seq.response(self.card.model_id, reason)))

@@ -134,23 +134,22 @@ async def test_score_matches_score_batch(engine, math_expert):
 
 
 def test_incremental_detokenization_matches_a_full_decode(math_expert):
-    from subnet.engine.hf import _Seq
+    from subnet.engine.sequence import Seq
 
-    eng = HFEngine.create(math_expert)
     tok = math_expert.tokenizer
     text = "héllo wörld: ∑ x² → 42 ✓ def f(): return 'ünïcode' 😀 end"
     ids = tok.encode(text, add_special_tokens=False)
-    seq = _Seq(req=GenerateRequest(prompt="x"), handle=None, prompt=[1], submitted=0.0, gen=None)
+    seq = Seq(req=GenerateRequest(prompt="x"), handle=None, prompt=[1], submitted=0.0, gen=None)
     for t in ids:
         seq.out.append(t)
-        eng._detokenize(seq)
+        seq.detokenize(tok)
         assert "\ufffd" not in seq.text  # half characters are held back, never streamed
         assert text.startswith(seq.text)
     assert seq.text == text == tok.decode(ids)
 
 
 async def test_grouped_prefill_with_a_row_that_ends_at_once(math_expert):
-    from subnet.engine.hf import prefill_groups
+    from subnet.engine.sequence import prefill_groups
 
     eng = HFEngine.create(math_expert, max_batch=8, max_queue=8, max_prefill=8)
     await eng.start()
@@ -173,6 +172,6 @@ async def test_grouped_prefill_with_a_row_that_ends_at_once(math_expert):
 
 
 def _seq(n: int):
-    from subnet.engine.hf import _Seq
+    from subnet.engine.sequence import Seq
 
-    return _Seq(req=GenerateRequest(prompt="x"), handle=None, prompt=[0] * n, submitted=0, gen=None)
+    return Seq(req=GenerateRequest(prompt="x"), handle=None, prompt=[0] * n, submitted=0, gen=None)
