@@ -22,6 +22,22 @@ class ScoreResult:
 
 
 @torch.inference_mode()
+def padded_logits(model, sequences: list[list[int]]) -> torch.Tensor:
+    """Logits of one right-padded forward over `sequences` (batch x longest x vocab).
+
+    Shared by the engine's scoring path and the validator's verification prefill, so both read
+    the declared model exactly the same way.
+    """
+    device = next(model.parameters()).device
+    width = max(len(s) for s in sequences)
+    ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[i, : len(seq)] = 1
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+
+
 def score_batch(
     model, sequences: list[list[int]], starts: list[int], top_k: int = 0
 ) -> list[ScoreResult]:
@@ -33,14 +49,7 @@ def score_batch(
     for seq, start in zip(sequences, starts, strict=True):
         if not 1 <= start < len(seq):
             raise ValueError(f"start {start} out of range for a sequence of {len(seq)} tokens")
-    device = next(model.parameters()).device
-    width = max(len(s) for s in sequences)
-    ids = torch.zeros((len(sequences), width), dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[i, : len(seq)] = 1
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    logits = padded_logits(model, sequences)
     results = []
     for i, (seq, start) in enumerate(zip(sequences, starts, strict=True)):
         # Position p predicts token p + 1.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from subnet.engine.scoring import padded_logits
 from subnet.validator.verify import Reference
 
 # A token this close to the nucleus boundary (cumulative probability) still counts as inside:
@@ -34,14 +35,7 @@ def reference_prefill(
     for p, a in zip(prompts, answers, strict=True):
         seq = [*p, *a]
         seqs.append([*seq, eos_id] if len(seq) < max_context else seq)
-    device = next(model.parameters()).device
-    width = max(len(s) for s in seqs)
-    ids = torch.zeros((len(seqs), width), dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    logits = padded_logits(model, seqs)
     out = []
     for i, (p, a) in enumerate(zip(prompts, answers, strict=True)):
         n, start = len(a), len(p)
