@@ -57,35 +57,15 @@ async def _view(data_dir: Path):
     import aiohttp
 
     from subnet.chain import make_client
-    from subnet.localnet.config import LocalnetConfig
     from subnet.localnet.history import load
     from subnet.localnet.view import LocalnetLayout, collect_view
 
-    layout = LocalnetLayout.load_or_new(
-        LocalnetConfig(
-            data_dir=data_dir,
-            miners=_count(data_dir, "miner"),
-            validators=_count(data_dir, "validator"),
-        ),
-        lambda: 0,
-    )
+    layout = LocalnetLayout.load(data_dir)
     if layout.netuid is None:
         return None
     client = make_client(layout.chain_endpoint)
     async with client:
         mg = await asyncio.wait_for(client.subnets.metagraph(layout.netuid), 10)
-        import bittensor as bt
-
-        for n in layout.neurons:
-            if not n.hotkey:
-                w = bt.Wallet(n.name, "default", path=str(layout.wallet_dir))
-                n.hotkey = w.hotkeypub.ss58_address if w.hotkeypub_file.exists_on_device() else ""
-        if not layout.owner_hotkey:
-            layout.owner_hotkey = mg.owner_hotkey
+        # Hotkeys are in the layout once the subnet is bootstrapped (the netuid is saved with them).
         async with aiohttp.ClientSession() as http:
             return await collect_view(mg, layout, http, len(load(data_dir / "history.json")), 0)
-
-
-def _count(data_dir: Path, role: str) -> int:
-    raw = json.loads((data_dir / "localnet.json").read_text())
-    return sum(1 for n in raw["neurons"] if n["role"] == role)

@@ -69,17 +69,21 @@ class LocalnetLayout:
         return self.data_dir / "localnet.json"
 
     @classmethod
+    def load(cls, data_dir: Path) -> LocalnetLayout:
+        """The layout a localnet wrote to `data_dir` (FileNotFoundError if there is none)."""
+        raw = json.loads((data_dir / "localnet.json").read_text())
+        return cls(
+            data_dir=data_dir,
+            chain_port=raw["chain_port"],
+            neurons=[NeuronInfo(**n) for n in raw["neurons"]],
+            netuid=raw.get("netuid"),
+            owner_hotkey=raw.get("owner_hotkey", ""),
+        )
+
+    @classmethod
     def load_or_new(cls, cfg: LocalnetConfig, free_port: Callable[[], int]) -> LocalnetLayout:
-        path = cfg.data_dir / "localnet.json"
-        if path.exists():
-            raw = json.loads(path.read_text())
-            lay = cls(
-                data_dir=cfg.data_dir,
-                chain_port=raw["chain_port"],
-                neurons=[NeuronInfo(**n) for n in raw["neurons"]],
-                netuid=raw.get("netuid"),
-                owner_hotkey=raw.get("owner_hotkey", ""),
-            )
+        if (cfg.data_dir / "localnet.json").exists():
+            lay = cls.load(cfg.data_dir)
             roles = [n.role for n in lay.neurons if not n.adversary]
             cheats = tuple(n.adversary for n in lay.neurons if n.adversary)
             if (
