@@ -2,9 +2,11 @@
 
 Weights are dense and realistic: every validator scores every miner with a noisy copy of one
 "true quality" vector, max-upscaled to u16 as set_weights stores it; bonds come from a warm-up
-epoch. Weight/bond rows are given as (k, 2) numpy arrays (the fast input form); the float64
-epoch is also timed with list-of-tuples rows, the chain's literal storage format. Each timing
-includes reading `bonds_csr` (the stored bonds as CSR arrays, what the chain persists).
+epoch. Weight and bond rows are given as `SparseRows` (CSR, u16 uids and values: the compact
+form the epoch returns bonds in, and the headline "float64" column); the float64 epoch is also
+timed with weights as per-row (k, 2) int64 arrays ("pairs") and with list-of-tuples rows
+("tuples", the local chain's literal storage). Each timing includes reading `bonds_csr` (the
+stored bonds as CSR arrays, what the chain persists).
 
     .venv/bin/python scripts/bench_yuma.py [--fixed-max-uids 4096] [--repeat 5]
 
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from subnet.consensus import SubnetState, YumaParams, epoch
+from subnet.consensus.types import SparseRows
 
 SIZES = [(64, 256), (256, 1024), (256, 4096)]
 
@@ -74,6 +77,12 @@ def machine_check_ms(repeat: int = 20) -> float:
     return best * 1000
 
 
+def as_csr(rows: list) -> SparseRows:
+    """Rows as the chain can keep them: CSR with u16 uids and u16 values."""
+    csr = SparseRows.from_rows(rows)
+    return SparseRows(csr.indptr, csr.indices.astype(np.uint16), csr.values.astype(np.uint16))
+
+
 def as_tuples(rows: list) -> list:
     return [[(int(j), int(v)) for j, v in np.asarray(r).tolist()] for r in rows]
 
@@ -94,12 +103,17 @@ def main() -> None:
             warm = epoch(state, params, 10**9)  # realistic stored bonds for the timed epoch
             state.bonds = warm.new_bonds  # the stored form as the epoch returns it (CSR)
             state.validator_permit = list(warm.new_validator_permits)
+            pair_rows = state.weights
+            state.weights = as_csr(pair_rows)
             row = {
                 "validators": validators,
                 "uids": n,
                 "yuma": 3 if yuma3 else 2,
                 "float64_ms": timed(state, params, "float64", args.repeat),
             }
+            pair_state = SubnetState(**{**state.__dict__})
+            pair_state.weights = pair_rows
+            row["float64_pair_rows_ms"] = timed(pair_state, params, "float64", args.repeat)
             tuple_state = SubnetState(**{**state.__dict__})
             tuple_state.weights, tuple_state.bonds = (
                 as_tuples(state.weights),
@@ -126,12 +140,14 @@ def main() -> None:
 def print_row(row: dict, header: bool) -> None:
     if header:
         print(
-            f"{'V x uids':>11} {'yuma':>4} {'float64 ms':>11} {'f64 tuples ms':>14} {'fixed ms':>10}"
+            f"{'V x uids':>11} {'yuma':>4} {'float64 ms':>11} {'f64 pairs ms':>13}"
+            f" {'f64 tuples ms':>14} {'fixed ms':>10}"
         )
     fixed = "skipped" if row["fixed_ms"] is None else f"{row['fixed_ms']:.0f}"
     size = f"{row['validators']}x{row['uids']}"
     print(
         f"{size:>11} {row['yuma']:>4} {row['float64_ms']:>11.1f}"
+        f" {row['float64_pair_rows_ms']:>13.1f}"
         f" {row['float64_tuple_rows_ms']:>14.1f} {fixed:>10}",
         flush=True,
     )

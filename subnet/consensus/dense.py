@@ -204,13 +204,16 @@ def weighted_median_cols(
     small = rows <= 1 << 16
     bits = 16 if small else rows.bit_length()
     low = np.int64((1 << bits) - 1)
-    keys = bufs[0].view(np.int64).reshape(rows, cols)
-    np.bitwise_and(scores.view(np.int64), ~low, out=keys)
+    # Transpose first, then key in place: both bit ops then run over the contiguous
+    # (cols, rows) copy with the row index broadcast along it, ~3 ms less than keying the
+    # (rows, cols) block and transposing the keys.
+    by_col = transpose_into(scores.view(np.int64), bufs[1].view(np.int64).reshape(cols, rows))
+    np.bitwise_and(by_col, ~low, out=by_col)
     if participants is not None:
-        keys[~participants] = np.iinfo(np.int64).min  # sign bit: below every real score
+        if not participants.all():
+            by_col[:, ~participants] = np.iinfo(np.int64).min  # sign bit: below every score
         stake = np.where(participants, stake, 0.0)
-    keys |= np.arange(rows, dtype=np.int64)[:, None]
-    by_col = transpose_into(keys, bufs[1].view(np.int64).reshape(cols, rows))
+    by_col |= np.arange(rows, dtype=np.int64)
     by_col.view(np.float64).sort(axis=1)  # ascending; the median walks it from the end
     # Row index of each score, worst first, moved back to (position, column) rows, then the
     # stake at each position: the running sum from the best score down is one vectorised
@@ -230,7 +233,11 @@ def weighted_median_cols(
     for i in range(rows - 2, -1, -1):
         np.add(above[i + 1], above[i], out=above[i])  # stake scoring >= position i
     reached = above[0] >= kappa
-    pos = np.count_nonzero(above >= kappa, axis=0) - 1  # highest position reaching kappa
+    # `above` falls along each column, so the positions reaching kappa are a prefix: count
+    # them as bytes summed down the columns (count_nonzero(axis=) takes a ~2x slower path).
+    spare = bufs[1].view(np.bool_)[: scores.size].reshape(rows, cols) if small else None
+    hits = np.greater_equal(above, kappa, out=spare)  # (by_col, in bufs[1], is spent if small)
+    pos = np.add.reduce(hits.view(np.uint8), axis=0, dtype=np.intp) - 1
     pos[~reached] = rows - count  # the lowest participant: the column minimum
     at = np.arange(cols)
     return scores[order[pos, at], at], reached

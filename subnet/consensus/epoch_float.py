@@ -166,7 +166,7 @@ def _block_outputs(
     _mask_weights(state, uids, owner, w, present)
     row_sums = w.sum(axis=1)
     row_sums[row_sums == 0] = 1.0
-    w /= row_sums[:, None]
+    w *= 1.0 / row_sums[:, None]  # a multiply pass is ~3x cheaper than a divide pass
 
     a_rows = active_stake[uids]
     preranks = a_rows @ w if len(uids) else np.zeros(n)
@@ -252,7 +252,7 @@ def _block_outputs(
         delta = np.multiply(wb, a_rows[:, None], out=wb)
         delta *= alpha / _col_sums(delta)
         ema = np.add(delta, b, out=delta)
-        ema /= _col_sums(ema)
+        ema *= 1.0 / _col_sums(ema)
         dividends[uids] = ema @ incentive
         col_scale = ema.max(axis=0, initial=0.0)  # Yuma 2 stores max-upscaled bonds
 
