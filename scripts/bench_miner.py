@@ -3,7 +3,8 @@
     .venv/bin/python scripts/bench_miner.py [--experts-dir DIR] [--levels 1,8,32,64] [--quick]
 
 On the default tiny `code` expert (built if missing), at each concurrency level C:
-- engine: C closed-loop clients on HFEngine in process (`rounds` requests each);
+- engine: C closed-loop clients on HFEngine in process (`rounds` requests each), arriving as a
+          steady stream (see `closed_loop`; `--burst` starts them all at once);
 - miner:  the same through the real server (btauth/1-signed HTTP, SSE streaming), with the
           clients in a separate process (as a validator would be);
 - naive:  one `model.generate` per request under a lock, C clients at once (one request each);
@@ -120,29 +121,41 @@ async def run_naive(expert, texts: list[str], max_tokens: int) -> dict:
             "ttft_p99_ms": pct(ttfts, 0.99), "requests": len(texts)}  # fmt: skip
 
 
-async def closed_loop(
-    call, texts: list[str], conc: int, rounds: int, stagger_s: float = 0.0
-) -> dict:
+async def closed_loop(call, texts: list[str], conc: int, rounds: int, steady: bool = True) -> dict:
     """`conc` clients, each sending `rounds` requests back to back; call(text) -> (ttft_s, n).
 
-    Client i starts at i * stagger_s / conc, so arrivals are spread over one request's duration
-    (a steady stream, as from many independent validators) rather than one synchronized burst.
+    With `steady`, arrivals form a steady stream, as from many independent validators, not
+    one synchronized burst: a first unmeasured round (all clients at once) gives the request
+    duration at this load, and client i then starts i/conc of that duration later. Tokens/s
+    is counted over the steady window, from the last client's start to the first client's
+    end (each request's tokens prorated over its span), so ramp-up and drain do not count.
     """
-    ttfts, tokens = [], 0
+    spans: list[tuple[int, float, float, int]] = []  # (client, start, end, tokens)
+    ttfts: list[float] = []
 
-    async def client(i: int) -> None:
-        nonlocal tokens
-        await asyncio.sleep(i * stagger_s / conc)
-        for r in range(rounds):
-            ttft, n = await call(texts[(i * rounds + r) % len(texts)])
-            ttfts.append(ttft * 1e3)
-            tokens += n
+    async def client(i: int, delay: float, n: int, record: bool) -> None:
+        await asyncio.sleep(delay)
+        for r in range(n):
+            t0 = time.perf_counter()
+            ttft, tokens = await call(texts[(i * rounds + r) % len(texts)])
+            if record:
+                ttfts.append(ttft * 1e3)
+                spans.append((i, t0, time.perf_counter(), tokens))
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(conc)))
-    wall = time.perf_counter() - t0
-    return {"tokens_per_s": tokens / wall, "ttft_p50_ms": pct(ttfts, 0.5),
-            "ttft_p99_ms": pct(ttfts, 0.99), "requests": conc * rounds}  # fmt: skip
+    spread = 0.0
+    if steady and conc > 1:
+        await asyncio.gather(*(client(i, 0.0, 1, True) for i in range(conc)))
+        spread = sum(e - s for _, s, e, _ in spans) / len(spans)
+        spans.clear()
+        ttfts.clear()
+    await asyncio.gather(*(client(i, i * spread / conc, rounds, True) for i in range(conc)))
+    lo = max(min(s for c, s, _, _ in spans if c == i) for i in range(conc))
+    hi = min(max(e for c, _, e, _ in spans if c == i) for i in range(conc))
+    if hi - lo < 0.25 * (max(e for _, _, e, _ in spans) - min(s for _, s, _, _ in spans)):
+        lo, hi = min(s for _, s, _, _ in spans), max(e for _, _, e, _ in spans)
+    tokens = sum(n * max(0.0, min(e, hi) - max(s, lo)) / max(e - s, 1e-9) for _, s, e, n in spans)
+    return {"tokens_per_s": tokens / (hi - lo), "ttft_p50_ms": pct(ttfts, 0.5),
+            "ttft_p99_ms": pct(ttfts, 0.99), "requests": len(spans)}  # fmt: skip
 
 
 def engine_call(engine, max_tokens: int):
@@ -184,12 +197,12 @@ async def with_miner(expert, max_batch: int, fn):
     server = MinerServer.create(config, wallet=wallets["miner"], expert=expert, snapshot=snap)
     await server.start()
 
-    async def remote(c: int, rounds: int, max_tokens: int, stagger: float, n_texts: int) -> dict:
+    async def remote(c: int, rounds: int, max_tokens: int, steady: bool, n_texts: int) -> dict:
         """The load comes from another process, as a validator's would: its JSON parsing and
         signing do not share this process's GIL or event loop with the miner."""
         job = {"url": server.url, "hotkey": server.hotkey, "wallets": str(_TMP / "wallets"),
                "tokenizer": str(expert.path), "c": c, "rounds": rounds,
-               "max_tokens": max_tokens, "stagger": stagger, "n_texts": n_texts}  # fmt: skip
+               "max_tokens": max_tokens, "steady": steady, "n_texts": n_texts}  # fmt: skip
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--client", json.dumps(job),
             stdout=asyncio.subprocess.PIPE,
@@ -229,8 +242,8 @@ async def client_main(job: dict) -> dict:
         return first - t0, n
 
     try:
-        await closed_loop(call, texts, 2, 1)  # warm the connection pool
-        return await closed_loop(call, texts, job["c"], job["rounds"], job["stagger"])
+        await closed_loop(call, texts, 2, 1, steady=False)  # warm the connection pool
+        return await closed_loop(call, texts, job["c"], job["rounds"], job["steady"])
     finally:
         await client.close()
 
@@ -248,11 +261,7 @@ async def main_async(args) -> dict:
         expert, max_batch=max_batch, max_queue=1024, max_prefill=args.max_prefill
     )
     await engine.start()
-    await closed_loop(engine_call(engine, 4), texts, 2, 1)  # warm up
-    t0 = time.perf_counter()
-    await closed_loop(engine_call(engine, args.max_tokens), texts, 1, 1)
-    one = time.perf_counter() - t0  # one request alone: the spread of the arrivals
-    stagger = one if args.stagger else 0.0
+    await closed_loop(engine_call(engine, 4), texts, 2, 1, steady=False)  # warm up
 
     async def all_levels(remote):
         # Paths run back to back per level so that they see the same background load.
@@ -262,12 +271,14 @@ async def main_async(args) -> dict:
             for c in levels:
                 row = results.setdefault(str(c), {})
                 naive_n = min(c, args.naive_max)
+                # The idle TTFT (C=1) is the yardstick of the targets: give it more samples.
+                rounds = args.rounds if c > 1 else max(args.rounds, 8)
                 runs = {
-                    "engine": lambda c=c: closed_loop(
-                        engine_call(engine, args.max_tokens), texts, c, args.rounds, stagger
+                    "engine": lambda c=c, r=rounds: closed_loop(
+                        engine_call(engine, args.max_tokens), texts, c, r, args.steady
                     ),
-                    "miner": lambda c=c: remote(
-                        c, args.rounds, args.max_tokens, stagger, len(texts)
+                    "miner": lambda c=c, r=rounds: remote(
+                        c, r, args.max_tokens, args.steady, len(texts)
                     ),
                     "static": lambda c=c: asyncio.to_thread(
                         run_static, expert, texts[:c], args.max_tokens
@@ -334,9 +345,7 @@ def main() -> int:
     p.add_argument("--max-prefill", type=int, default=8)
     p.add_argument("--repeat", type=int, default=1, help="keep the best of N runs per path")
     p.add_argument("--naive-max", type=int, default=32, help="cap on naive requests per level")
-    p.add_argument(
-        "--no-stagger", dest="stagger", action="store_false", help="all clients start at once"
-    )
+    p.add_argument("--burst", dest="steady", action="store_false", help="all clients start at once")
     p.add_argument("--quick", action="store_true", help="levels 1,8 and 16 tokens (smoke)")
     args = p.parse_args()
     if args.quick:

@@ -12,7 +12,8 @@ load torch.
                  right-padded forward; logprob, rank (0 = argmax) and top-k per scored token)
     base.py      Engine protocol, GenerationHandle, EngineFull / RequestRejected / EngineStopped
     hf.py        HFEngine: the transformers reference backend with continuous batching
-    kvbatch.py   the running batch's padded KV cache (rows join after prefill, leave when done)
+    kvbatch.py   the running batch's KV cache in fixed row slots (rows join after prefill and
+                 leave when done at the cost of the rows that move, not the whole batch)
     sampling.py  pure token choice (greedy, seeded temperature/top-p) and stop-sequence helpers
 
 How a generation flows: `engine.submit(req)` encodes the prompt, checks context and queue bounds

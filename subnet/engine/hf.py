@@ -78,7 +78,7 @@ class HFEngine:
         self._inflight = 0  # submitted and not yet finished (guarded by _wake)
         # Chunks and responses made during a step, handed to the event loop in one call.
         self._outbox: list[tuple[GenerationHandle, GenerateChunk | GenerateResponse]] = []
-        self._batch = KVBatch()
+        self._batch = KVBatch(max_batch)
         self._wake = threading.Condition()
         self._running = False
         self._accepting = False
@@ -231,7 +231,8 @@ class HFEngine:
                         job.future.set_exception(err)
                 for seq in self._rows + newcomers:
                     self._finish(seq, "error")
-                self._rows, self._batch = [], KVBatch()
+                self._rows = []
+                self._batch.clear()
                 self._flush()
         for seq in self._rows + list(self._pending):
             self._finish(seq, "cancelled")
@@ -276,12 +277,11 @@ class HFEngine:
         return False
 
     def _drop_cancelled(self) -> None:
-        gone = [s for s in self._rows if s.handle.cancelled]
+        gone = [i for i, s in enumerate(self._rows) if s.handle.cancelled]
         if gone:
-            keep = [i for i, s in enumerate(self._rows) if not s.handle.cancelled]
-            self._rows = [self._rows[i] for i in keep]
-            self._batch.keep(keep)
-            for seq in gone:
+            seqs = [self._rows[i] for i in gone]
+            self._rows = [self._rows[i] for i in self._batch.remove(gone)]
+            for seq in seqs:
                 self._finish(seq, "cancelled")
 
     def _score(self, jobs: list[_ScoreJob]) -> None:
@@ -369,9 +369,7 @@ class HFEngine:
         if done:
             # Leave the batch before the caller hears of it, so `active` is already lower.
             finished = [(self._rows[i], r) for i, r in done.items()]
-            keep = [i for i in range(len(self._rows)) if i not in done]
-            self._rows = [self._rows[i] for i in keep]
-            self._batch.keep(keep)
+            self._rows = [self._rows[i] for i in self._batch.remove(list(done))]
             for seq, reason in finished:
                 self._finish(seq, reason)
 
