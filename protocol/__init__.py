@@ -1,7 +1,13 @@
 """dmoe wire protocol: typed, versioned, validated messages. Imports neither torch nor bittensor."""
 
 from protocol.card import ErrorBody, ExpertCard
-from protocol.limits import FINISH_REASONS, MAX_NEW_TOKENS, MAX_SCORE_TOKENS, PROTOCOL_VERSION
+from protocol.limits import (
+    FINISH_REASONS,
+    MAX_NEW_TOKENS,
+    MAX_SCORE_TOKENS,
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+)
 from protocol.messages import (
     ChatMessage,
     GenerateChunk,
@@ -13,13 +19,14 @@ from protocol.messages import (
     new_request_id,
 )
 from protocol.score import ScoreRequest, ScoreResponse
-from protocol.validate import MAX_BODY_BYTES, ProtocolError, decode_json
+from protocol.validate import MAX_BODY_BYTES, ProtocolError, check_version_header, decode_json
 
 __all__ = [
     "FINISH_REASONS",
     "MAX_BODY_BYTES",
     "MAX_NEW_TOKENS",
     "MAX_SCORE_TOKENS",
+    "PROTOCOL_HEADER",
     "PROTOCOL_VERSION",
     "ChatMessage",
     "ErrorBody",
@@ -33,6 +40,7 @@ __all__ = [
     "Timings",
     "TokenLogprob",
     "Usage",
+    "check_version_header",
     "decode_json",
     "new_request_id",
 ]

@@ -2,6 +2,9 @@
 (its expert card says which)."""
 
 PROTOCOL_VERSION = 1
+# Sent by every signed client so a server can refuse another protocol version before it spends
+# a signature check (and before it reads the body); the body's "version" field still counts.
+PROTOCOL_HEADER = "X-Dmoe-Protocol"
 
 MAX_PROMPT_CHARS = 32_768
 MAX_MESSAGES = 64

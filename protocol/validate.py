@@ -181,3 +181,16 @@ def check_version(d: dict[str, Any], supported: int) -> int:
             field="version",
         )
     return v
+
+
+def check_version_header(value: str | None, supported: int, header: str) -> None:
+    """A peer's protocol version from a header (absent: decided later from the body)."""
+    if value is None:
+        return
+    if not value.strip().isdigit() or int(value) != supported:
+        raise ProtocolError(
+            f"protocol version {value[:16]!r} is not supported; this peer speaks version "
+            f"{supported} (header {header})",
+            code="unsupported_version",
+            field=header,
+        )

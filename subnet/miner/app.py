@@ -1,9 +1,10 @@
 """The miner's aiohttp app: thin handlers over the engine, behind btauth/1 and admission.
 
-Order for every POST: body size (413, before reading) → btauth/1 signature, receiver, freshness
-and nonce (401) → JSON + protocol version + field checks (400; the body is parsed only once the
-sender is authenticated) → admission from the metagraph snapshot (403) → per-caller token quota
-(429) → engine capacity (429 + Retry-After) → engine. `/health` and `/metrics` are public;
+Order for every POST: body size (413, before reading) → the `X-Dmoe-Protocol` version header
+(400, before any signature work) → btauth/1 signature, receiver, freshness and nonce (401) →
+JSON + protocol version + field checks (400; the body is parsed only once the sender is
+authenticated) → admission from the metagraph snapshot (403) → per-caller token quota (429) →
+engine capacity (429 + Retry-After) → engine. `/health` and `/metrics` are public;
 `/v1/card` is signed like the rest but not admission-checked (anyone registered may read it).
 """
 

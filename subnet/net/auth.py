@@ -2,7 +2,8 @@
 
 Order follows the subnet convention "reject cheap → verify signature and nonce → (handler:
 prioritize → do the work)": an oversized body is refused from its Content-Length before it is
-read; then `bittensor.http_auth.verify` checks shape, receiver binding, freshness, signature and
+read, and another protocol version (the `X-Dmoe-Protocol` header every signed client sends)
+before any signature work; then `bittensor.http_auth.verify` checks shape, receiver binding, freshness, signature and
 replay. The handler receives the authenticated `Caller` and the raw body under typed keys.
 """
 
@@ -14,7 +15,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 from bittensor import http_auth
 
-from protocol import MAX_BODY_BYTES
+from protocol import (
+    MAX_BODY_BYTES,
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    check_version_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,12 @@ def btauth_middleware(
             return error_response(
                 413, "body_too_large", f"body is {length} bytes; the limit is {max_body_bytes}"
             )
+        try:  # another protocol version is refused before any signature work
+            check_version_header(
+                request.headers.get(PROTOCOL_HEADER), PROTOCOL_VERSION, PROTOCOL_HEADER
+            )
+        except ProtocolError as err:
+            return error_response(400, err.code, str(err), field=err.field)
         try:
             raw = await _read_bounded(request, max_body_bytes)
         except ValueError as err:

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from bittensor import http_auth
 
+from protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+
 
 class SignedClient:
     """Signs requests with `hotkey` for a given receiver. Own one per process; close it on exit."""
@@ -61,6 +63,7 @@ class SignedClient:
         else:
             body = json.dumps(payload, separators=(",", ":")).encode()
         headers = self.sign(method, url, body, receiver_ss58)
+        headers[PROTOCOL_HEADER] = str(PROTOCOL_VERSION)
         if body:
             headers["Content-Type"] = "application/json"
         tm = aiohttp.ClientTimeout(

@@ -9,7 +9,13 @@ import aiohttp
 import pytest
 import torch
 
-from protocol import GenerateChunk, GenerateRequest, GenerateResponse, ScoreRequest
+from protocol import (
+    PROTOCOL_HEADER,
+    GenerateChunk,
+    GenerateRequest,
+    GenerateResponse,
+    ScoreRequest,
+)
 from subnet.engine.prompt import encode_prompt
 from subnet.engine.scoring import score_batch
 from subnet.miner import client as mc
@@ -131,6 +137,28 @@ async def test_unsigned_and_wrong_receiver_are_401(start_miner, signed, wallets)
         payload={"prompt": "1 +"},
     ) as r:
         assert r.status == 401
+
+
+@pytest.mark.parametrize("version", ["2", "0", "one", ""])
+async def test_other_protocol_version_header_is_refused_before_auth(start_miner, version):
+    """Unsigned on purpose: a 400 naming the version (not a 401) shows the header is checked
+    before any signature work; the miner keeps serving."""
+    server = await start_miner()
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            server.url + "/v1/generate",
+            json={"prompt": "1 +"},
+            headers={PROTOCOL_HEADER: version},
+        ) as r:
+            body = await r.json()
+            assert (r.status, body["error"], body["field"]) == (
+                400,
+                "unsupported_version",
+                PROTOCOL_HEADER,
+            )
+            assert "version" in body["message"]
+        async with s.post(server.url + "/v1/generate", json={"prompt": "1 +"}) as r:
+            assert r.status == 401  # no header: decided by the signature, then the body
 
 
 async def test_quota_and_capacity_answer_429_with_retry_after(start_miner, signed):
