@@ -193,22 +193,30 @@ class KVBatch:
         self.cache.layers = [SlotLayer(self.win, k, v) for k, v in layers]
 
     def _relayout(self, *, rows: int | None = None, shift: int = 0, grow: bool = False) -> None:
-        """Copy the live window into new buffers (zeroed) with `rows` slots, the window moved
-        right by `shift` columns, and the time axis doubled when `grow` (or too small)."""
+        """Move the live window `shift` columns (left when negative), with `rows` slots and the
+        time axis doubled when `grow` (or too small). A pure move stays in the same buffers,
+        copying only the live window: a fresh zeroed buffer costs far more than the rows."""
         w = self.win
         rows = max(rows or 0, self._mask.shape[0])
         time = self._mask.shape[1] * (2 if grow else 1)
         time = max(time, w.end + shift + HEADROOM)
         src, dst = slice(w.start, w.end), slice(w.start + shift, w.end + shift)
-        mask = self._mask.new_zeros((rows, time))
-        mask[: w.n, dst] = self._mask[: w.n, src]
-        self._mask = mask
-        for layer in self._layers:
-            k = layer.k.new_zeros((rows, layer.k.shape[1], time, layer.k.shape[3]))
-            v = layer.v.new_zeros((rows, layer.v.shape[1], time, layer.v.shape[3]))
-            k[: w.n, :, dst] = layer.k[: w.n, :, src]
-            v[: w.n, :, dst] = layer.v[: w.n, :, src]
-            layer.k, layer.v = k, v
+        if rows == self._mask.shape[0] and time == self._mask.shape[1]:
+            if shift:  # the clone makes overlapping source and destination safe
+                self._mask[: w.n, dst] = self._mask[: w.n, src].clone()
+                for layer in self._layers:
+                    layer.k[: w.n, :, dst] = layer.k[: w.n, :, src].clone()
+                    layer.v[: w.n, :, dst] = layer.v[: w.n, :, src].clone()
+        else:
+            mask = self._mask.new_zeros((rows, time))
+            mask[: w.n, dst] = self._mask[: w.n, src]
+            self._mask = mask
+            for layer in self._layers:
+                k = layer.k.new_zeros((rows, layer.k.shape[1], time, layer.k.shape[3]))
+                v = layer.v.new_zeros((rows, layer.v.shape[1], time, layer.v.shape[3]))
+                k[: w.n, :, dst] = layer.k[: w.n, :, src]
+                v[: w.n, :, dst] = layer.v[: w.n, :, src]
+                layer.k, layer.v = k, v
         w.start += shift
         w.end += shift
         self._show()
