@@ -353,7 +353,7 @@ def main() -> int:
     t0 = time.time()
     results = asyncio.run(main_async(args))
     summary = report(results, args)
-    out = ROOT / "bench_results" / "bench_miner.json"
+    out = ROOT / "bench_results" / ("bench_miner.json" if args.steady else "bench_miner_burst.json")
     out.parent.mkdir(exist_ok=True)
     load = os.getloadavg()
     out.write_text(json.dumps({"args": vars(args), "results": results, "summary": summary,
