@@ -39,6 +39,7 @@ class Seq:
     finished: bool = False
     started: float = 0.0
     first_token: float = 0.0
+    sent_at: float = 0.0  # when the last chunk went out (0: none yet, so the first goes at once)
 
     def detokenize(self, tokenizer) -> None:
         """Extend `text` by the newly readable text (incremental: O(1) tokens per step).

@@ -322,7 +322,11 @@ def install_from_config(server: Any, config: Any) -> None:
         sibling = here.parent / ("math" if here.name == "code" else "code")
         served = swap_weights(declared, load_expert(sibling, device=ec.device, dtype=ec.dtype))
         server.engine = HFEngine.create(
-            served, max_batch=ec.max_batch, max_queue=ec.max_queue, cpu_threads=ec.cpu_threads
+            served,
+            max_batch=ec.max_batch,
+            max_queue=ec.max_queue,
+            cpu_threads=ec.cpu_threads,
+            stream_interval_s=ec.stream_interval_s,
         )
         log.warning("adversary 'wrong_model': serving %s weights as %s", sibling, here)
         return

@@ -26,6 +26,7 @@ class EngineConfig:
     max_batch: int = 32  # sequences decoded together
     max_queue: int = 64  # requests waiting for a slot before 429
     cpu_threads: int | None = 1  # torch threads on CPU (see HFEngine.create)
+    stream_interval_s: float = 0.04  # a stream's tokens go out at most this often (HFEngine.create)
     tiny_dir: Path | None = None  # set when `expert` names a tiny expert: build it there if absent
 
 
@@ -66,6 +67,13 @@ def add_miner_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-queue", dest="max_queue", type=int, default=64)
     g.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=512)
     g.add_argument("--cpu-threads", dest="cpu_threads", type=int, default=1)
+    g.add_argument(
+        "--stream-interval-ms",
+        dest="stream_interval_ms",
+        type=float,
+        default=40.0,
+        help="send a stream's tokens at most this often (first token and end at once; 0 = each)",
+    )
     g.add_argument("--register", action="store_true", help="burned-register if not registered")
     g.add_argument("--no-publish", dest="publish", action="store_false")
     g.add_argument("--min-stake", dest="min_stake", type=float, default=0.0)
@@ -98,6 +106,10 @@ def miner_config_from_args(
         raise ConfigError(f"--max-queue must be in [0, 65536], got {args.max_queue}")
     if not 1 <= args.max_new_tokens <= MAX_NEW_TOKENS:
         raise ConfigError(f"--max-new-tokens must be in [1, {MAX_NEW_TOKENS}]")
+    if not 0 <= args.stream_interval_ms <= 1000:
+        raise ConfigError(
+            f"--stream-interval-ms must be in [0, 1000], got {args.stream_interval_ms}"
+        )
     if args.min_stake < 0 or args.quota_tps <= 0 or args.refresh_s <= 0:
         raise ConfigError("--min-stake must be >= 0; quota and refresh period must be > 0")
     domains = tuple(d.strip() for d in (args.expert_domains or "").split(",") if d.strip())
@@ -112,6 +124,7 @@ def miner_config_from_args(
             max_batch=args.max_batch,
             max_queue=args.max_queue,
             cpu_threads=args.cpu_threads or None,
+            stream_interval_s=args.stream_interval_ms / 1000.0,
             tiny_dir=tiny_dir,
         ),
         server=ServerConfig(

@@ -71,7 +71,11 @@ class MinerServer:
             domains=ec.domains or None,
         )
         engine = HFEngine.create(
-            expert, max_batch=ec.max_batch, max_queue=ec.max_queue, cpu_threads=ec.cpu_threads
+            expert,
+            max_batch=ec.max_batch,
+            max_queue=ec.max_queue,
+            cpu_threads=ec.cpu_threads,
+            stream_interval_s=ec.stream_interval_s,
         )
         return cls(config, engine, wallet, snapshot=snapshot, client=client)
 

@@ -75,6 +75,38 @@ async def test_streamed_chunks_add_up_to_the_response(engine):
     assert [t for c in chunks for t in c.token_ids] == list(final.token_ids)
     assert "".join(c.text for c in chunks) == final.text
     assert [c.index for c in chunks] == sorted(c.index for c in chunks)
+    assert all(len(c.token_ids) == 1 for c in chunks)  # no interval: every token at once
+
+
+async def test_stream_interval_holds_tokens_between_chunks(math_expert):
+    interval = 0.5
+    eng = HFEngine.create(math_expert, max_batch=2, max_queue=2, stream_interval_s=interval)
+    await eng.start()
+    try:
+        req = GenerateRequest(prompt=PROMPTS[1], max_tokens=24)
+        chunks, final = [], None
+        started = asyncio.get_running_loop().time()
+        async for item in eng.generate(req):
+            if isinstance(item, GenerateChunk):
+                chunks.append(item)
+            else:
+                final = item
+        elapsed = asyncio.get_running_loop().time() - started
+    finally:
+        await eng.stop(drain_timeout=5)
+    assert final is not None and final.usage.completion_tokens == 24
+    assert len(chunks[0].token_ids) == 1  # the first token is never held
+    # At most one chunk per interval after the first, plus the one that ends the stream.
+    assert len(chunks) <= 2 + int(elapsed / interval)
+    assert [t for c in chunks for t in c.token_ids] == list(final.token_ids)
+    assert "".join(c.text for c in chunks) == final.text
+    assert [c.index for c in chunks] == [sum(len(c.token_ids) for c in chunks[:i]) for i in
+                                         range(len(chunks))]  # fmt: skip
+
+
+def test_stream_interval_is_bounded(math_expert):
+    with pytest.raises(ValueError, match="stream_interval_s"):
+        HFEngine.create(math_expert, stream_interval_s=-0.1)
 
 
 async def test_seeded_sampling_ignores_batch_mates(engine):
