@@ -10,6 +10,7 @@ so it never waits on the model.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 ENGINE_NAME = "hf-continuous/0.1"
 # Bounds one scoring forward (its logits are tokens x vocab floats).
 SCORE_TOKENS_PER_STEP = 16_384
+
+
+def cache_kwarg(model) -> str:
+    """The forward argument (and output field) that carries the KV cache: transformers 5
+    renamed `past_key_values` to `cache` (the old name is deprecated, gone in 5.40)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 @dataclass
@@ -81,6 +88,7 @@ class HFEngine:
         # Chunks and responses made during a step, handed to the event loop in one call.
         self._outbox: list[tuple[GenerationHandle, GenerateChunk | GenerateResponse]] = []
         self._batch = KVBatch(max_batch)
+        self._cache_kw = cache_kwarg(self.model)
         self._wake = threading.Condition()
         self._running = False
         self._accepting = False
@@ -361,7 +369,7 @@ class HFEngine:
                 use_cache=True,
                 logits_to_keep=1,
             )
-        return out.past_key_values, mask, out.logits[:, -1, :]
+        return getattr(out, self._cache_kw), mask, out.logits[:, -1, :]
 
     def _decode(self) -> None:
         device = self.expert.device
@@ -372,8 +380,8 @@ class HFEngine:
             input_ids=last,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=self._batch.cache,
             use_cache=True,
+            **{self._cache_kw: self._batch.cache},
         )
         self.steps += 1
         done = self._record(self._rows, out.logits[:, -1, :])

@@ -45,8 +45,7 @@ def _prefill_group(ref: _Ref, lengths: list[int]) -> tuple[DynamicCache, torch.T
     for layer in range(LAYERS):
         dl = DynamicLayer()
         kv = toks[layer].permute(0, 2, 1, 3).contiguous()  # (b, H, t, D)
-        dl.lazy_initialization(kv, kv)
-        dl.keys, dl.values = kv, -kv
+        dl.update(kv, -kv)  # initializes the layer (dtype, device) on every transformers 4.56+
         cache.layers.append(dl)
     return cache, mask, histories
 
