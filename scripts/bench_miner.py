@@ -6,7 +6,9 @@ On the default tiny `code` expert (built if missing), at each concurrency level 
 - engine: C closed-loop clients on HFEngine in process (`rounds` requests each), arriving as a
           steady stream (see `closed_loop`; `--burst` starts them all at once);
 - miner:  the same through the real server (btauth/1-signed HTTP, SSE streaming), with the
-          clients in a separate process (as a validator would be);
+          clients in a separate process (as a validator would be); "loop ms/1k tok" is the
+          server's event-loop CPU per 1,000 tokens streamed (`--stream-interval-ms` sets how
+          often a stream's tokens go out, as the miner's flag does);
 - naive:  one `model.generate` per request under a lock, C clients at once (one request each);
 - static: `model.generate` on one left-padded batch of C prompts (the backend's ceiling).
 Every request asks for `--max-tokens` new tokens (the tiny experts never emit EOS). All paths use
@@ -172,7 +174,7 @@ def engine_call(engine, max_tokens: int):
     return call
 
 
-async def with_miner(expert, max_batch: int, fn):
+async def with_miner(expert, max_batch: int, fn, stream_interval_ms: float = 40.0):
     import bittensor as bt
 
     from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
@@ -191,7 +193,12 @@ async def with_miner(expert, max_batch: int, fn):
         common=CommonConfig(
             1, WalletConfig(), SubtensorConfig(), AxonConfig(port=0), LoggingConfig()
         ),
-        engine=EngineConfig(expert="bench", max_batch=max_batch, max_queue=1024),
+        engine=EngineConfig(
+            expert="bench",
+            max_batch=max_batch,
+            max_queue=1024,
+            stream_interval_s=stream_interval_ms / 1000.0,
+        ),
         server=ServerConfig(policy=AdmissionPolicy(total_tokens_per_s=1e9)),
     )
     server = MinerServer.create(config, wallet=wallets["miner"], expert=expert, snapshot=snap)
@@ -203,6 +210,7 @@ async def with_miner(expert, max_batch: int, fn):
         job = {"url": server.url, "hotkey": server.hotkey, "wallets": str(_TMP / "wallets"),
                "tokenizer": str(expert.path), "c": c, "rounds": rounds,
                "max_tokens": max_tokens, "steady": steady, "n_texts": n_texts}  # fmt: skip
+        loop_cpu = time.thread_time()  # this thread runs the server's event loop
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--client", json.dumps(job),
             stdout=asyncio.subprocess.PIPE,
@@ -210,7 +218,9 @@ async def with_miner(expert, max_batch: int, fn):
         out, _ = await asyncio.wait_for(proc.communicate(), 900)
         if proc.returncode != 0:
             raise RuntimeError(f"load client failed with exit code {proc.returncode}")
-        return json.loads(out.decode().strip().splitlines()[-1])
+        r = json.loads(out.decode().strip().splitlines()[-1])
+        r["loop_ms_per_1k_tokens"] = (time.thread_time() - loop_cpu) * 1e6 / max(1, r["tokens_all"])
+        return r
 
     try:
         return await fn(remote)
@@ -230,7 +240,10 @@ async def client_main(job: dict) -> dict:
     wallet = bt.Wallet("validator", "default", path=job["wallets"])
     client = SignedClient.create(wallet.hotkey)
 
+    received = 0  # tokens over every phase, warm-ups included (the server served them all)
+
     async def call(text: str):
+        nonlocal received
         t0 = time.perf_counter()
         first, n = None, 0
         req = GenerateRequest(prompt=text, max_tokens=job["max_tokens"])
@@ -239,11 +252,13 @@ async def client_main(job: dict) -> dict:
                 first = first or time.perf_counter()
             else:
                 n = item.usage.completion_tokens
+        received += n
         return first - t0, n
 
     try:
         await closed_loop(call, texts, 2, 1, steady=False)  # warm the connection pool
-        return await closed_loop(call, texts, job["c"], job["rounds"], job["steady"])
+        result = await closed_loop(call, texts, job["c"], job["rounds"], job["steady"])
+        return {**result, "tokens_all": received}
     finally:
         await client.close()
 
@@ -293,7 +308,7 @@ async def main_async(args) -> dict:
                 print(f"repeat {rep} C={c} " + ", ".join(
                     f"{p} {row[p]['tokens_per_s']:.0f} tok/s" for p in runs), flush=True)  # fmt: skip
 
-    await with_miner(expert, max_batch, all_levels)
+    await with_miner(expert, max_batch, all_levels, args.stream_interval_ms)
     await engine.stop()
     return results
 
@@ -306,13 +321,17 @@ def report(results: dict, args) -> dict:
     table = Table(
         title=f"bench_miner: tiny code expert ({args.size}), {args.max_tokens} new tokens"
     )
-    for col in ("C", "path", "tok/s", "TTFT p50 ms", "TTFT p99 ms", "requests", "load avg"):
+    cols = ("C", "path", "tok/s", "TTFT p50 ms", "TTFT p99 ms", "loop ms/1k tok", "requests",
+            "load avg")  # fmt: skip
+    for col in cols:
         table.add_column(col, justify="right")
     for c, row in results.items():
         for path in ("engine", "miner", "static", "naive"):
             r = row[path]
+            loop = f"{r['loop_ms_per_1k_tokens']:.0f}" if "loop_ms_per_1k_tokens" in r else "-"
             table.add_row(c, path, f"{r['tokens_per_s']:.0f}", f"{r['ttft_p50_ms']:.1f}",
-                          f"{r['ttft_p99_ms']:.1f}", str(r["requests"]), f"{r['loadavg']:.1f}")  # fmt: skip
+                          f"{r['ttft_p99_ms']:.1f}", loop, str(r["requests"]),
+                          f"{r['loadavg']:.1f}")  # fmt: skip
     Console().print(table)
     summary = {}
     if "32" in results:
@@ -345,6 +364,7 @@ def main() -> int:
     p.add_argument("--max-prefill", type=int, default=8)
     p.add_argument("--repeat", type=int, default=1, help="keep the best of N runs per path")
     p.add_argument("--naive-max", type=int, default=32, help="cap on naive requests per level")
+    p.add_argument("--stream-interval-ms", type=float, default=40.0, help="the miner's flag")
     p.add_argument("--burst", dest="steady", action="store_false", help="all clients start at once")
     p.add_argument("--quick", action="store_true", help="levels 1,8 and 16 tokens (smoke)")
     args = p.parse_args()
