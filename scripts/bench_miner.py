@@ -364,7 +364,7 @@ def main() -> int:
     p.add_argument("--max-prefill", type=int, default=8)
     p.add_argument("--repeat", type=int, default=1, help="keep the best of N runs per path")
     p.add_argument("--naive-max", type=int, default=32, help="cap on naive requests per level")
-    p.add_argument("--stream-interval-ms", type=float, default=40.0, help="the miner's flag")
+    p.add_argument("--stream-interval-ms", type=float, default=40.0, help="as the miner's flag")
     p.add_argument("--burst", dest="steady", action="store_false", help="all clients start at once")
     p.add_argument("--quick", action="store_true", help="levels 1,8 and 16 tokens (smoke)")
     args = p.parse_args()

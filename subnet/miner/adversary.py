@@ -310,8 +310,8 @@ def install_from_config(server: Any, config: Any) -> None:
     """
     from pathlib import Path
 
-    from subnet.engine.hf import HFEngine
     from subnet.engine.loading import load_expert
+    from subnet.miner.server import engine_for
 
     url, hotkey = parse_target(config.adversary_target)
     adv = AdversaryConfig(config.adversary, url, hotkey)
@@ -321,13 +321,7 @@ def install_from_config(server: Any, config: Any) -> None:
         here = Path(ec.expert)
         sibling = here.parent / ("math" if here.name == "code" else "code")
         served = swap_weights(declared, load_expert(sibling, device=ec.device, dtype=ec.dtype))
-        server.engine = HFEngine.create(
-            served,
-            max_batch=ec.max_batch,
-            max_queue=ec.max_queue,
-            cpu_threads=ec.cpu_threads,
-            stream_interval_s=ec.stream_interval_s,
-        )
+        server.engine = engine_for(served, ec)
         log.warning("adversary 'wrong_model': serving %s weights as %s", sibling, here)
         return
     install(server, adv, declared)

@@ -71,7 +71,7 @@ def add_miner_args(parser: argparse.ArgumentParser) -> None:
         "--stream-interval-ms",
         dest="stream_interval_ms",
         type=float,
-        default=40.0,
+        default=EngineConfig.stream_interval_s * 1000.0,
         help="send a stream's tokens at most this often (first token and end at once; 0 = each)",
     )
     g.add_argument("--register", action="store_true", help="burned-register if not registered")

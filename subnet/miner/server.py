@@ -23,10 +23,21 @@ from subnet.engine.loading import LoadedExpert, load_expert
 from subnet.miner import chain as miner_chain
 from subnet.miner.admission import MetagraphSnapshot
 from subnet.miner.app import Gate, create_app
-from subnet.miner.config import MinerConfig
+from subnet.miner.config import EngineConfig, MinerConfig
 from subnet.miner.metrics import MinerMetrics
 
 log = logging.getLogger(__name__)
+
+
+def engine_for(expert: LoadedExpert, ec: EngineConfig) -> HFEngine:
+    """The engine the miner's flags describe, serving `expert`."""
+    return HFEngine.create(
+        expert,
+        max_batch=ec.max_batch,
+        max_queue=ec.max_queue,
+        cpu_threads=ec.cpu_threads,
+        stream_interval_s=ec.stream_interval_s,
+    )
 
 
 class MinerServer:
@@ -70,14 +81,7 @@ class MinerServer:
             dtype=ec.dtype,
             domains=ec.domains or None,
         )
-        engine = HFEngine.create(
-            expert,
-            max_batch=ec.max_batch,
-            max_queue=ec.max_queue,
-            cpu_threads=ec.cpu_threads,
-            stream_interval_s=ec.stream_interval_s,
-        )
-        return cls(config, engine, wallet, snapshot=snapshot, client=client)
+        return cls(config, engine_for(expert, ec), wallet, snapshot=snapshot, client=client)
 
     @property
     def hotkey(self) -> str:
