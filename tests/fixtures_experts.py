@@ -6,12 +6,17 @@ an existing build is reused, so repeated local runs start instantly and a change
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
-EXPERTS_DIR = Path(tempfile.gettempdir()) / "dmoe-tiny-experts-test"
+# DMOE_TEST_EXPERTS_DIR: a private build directory (checkouts that change the recipe side by side).
+EXPERTS_DIR = Path(
+    os.environ.get("DMOE_TEST_EXPERTS_DIR")
+    or Path(tempfile.gettempdir()) / "dmoe-tiny-experts-test"
+)
 
 
 @pytest.fixture(scope="session")

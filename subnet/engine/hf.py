@@ -31,7 +31,7 @@ from protocol import (
 )
 from subnet.engine.base import EngineFull, EngineStopped, GenerationHandle, RequestRejected
 from subnet.engine.kvbatch import KVBatch, select_rows
-from subnet.engine.loading import LoadedExpert
+from subnet.engine.loading import LoadedExpert, eos_ids
 from subnet.engine.prompt import encode_prompt
 from subnet.engine.sampling import choose, make_generator
 from subnet.engine.scoring import score_batch
@@ -77,10 +77,7 @@ class HFEngine:
         self.cpu_threads = cpu_threads
         self.stream_interval_s = stream_interval_s
         self.card = replace(expert.card, capacity=max_batch, engine=ENGINE_NAME)
-        eos = self.model.generation_config.eos_token_id
-        if eos is None:
-            eos = self.tokenizer.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self.eos_ids = expert.eos_ids or eos_ids(self.model, self.tokenizer)
         self._pending: deque[_Seq] = deque()
         self._scores: deque[_ScoreJob] = deque()
         self._rows: list[_Seq] = []

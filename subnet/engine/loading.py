@@ -37,6 +37,22 @@ class LoadedExpert:
     card: ExpertCard
     device: torch.device
     path: Path
+    # Every token that ends a generation: the union of `generation_config.eos_token_id` (a list
+    # for Qwen2.5-Instruct, Llama-3-Instruct ...) and the tokenizer's. Engine, verifier and
+    # scoring all read this one set.
+    eos_ids: frozenset[int] = frozenset()
+
+
+def eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """The end-of-sequence set of a model: generation config and tokenizer, united."""
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    for source in (getattr(gen, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, list | tuple):
+            ids.update(int(x) for x in source if x is not None)
+    return frozenset(ids)
 
 
 def weights_hash(model_dir: Path) -> str:
@@ -131,4 +147,11 @@ def load_expert(
         max_new_tokens=min(MAX_NEW_TOKENS, max_context),
     )
     log.info("loaded %s@%s on %s (%s)", card.model_id, card.revision, dev, tdtype)
-    return LoadedExpert(model=model, tokenizer=tokenizer, card=card, device=dev, path=path)
+    return LoadedExpert(
+        model=model,
+        tokenizer=tokenizer,
+        card=card,
+        device=dev,
+        path=path,
+        eos_ids=eos_ids(model, tokenizer),
+    )
