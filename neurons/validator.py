@@ -95,6 +95,11 @@ async def run(config: ValidatorConfig) -> int:
             store=StateStore(config.state_path),
             client=client,
             wallet=wallet,
+            owner_domains=(
+                {e.weights_hash: e.domains for e in registry_file.experts}
+                if registry_file
+                else None
+            ),
         )
         if registry_file is not None:
             status, why = await _registry_status(client, config.common.netuid, registry_file)
