@@ -26,6 +26,12 @@ class LoopConfig:
     chain_timeout_s: float = 30.0  # any single chain read
     card_timeout_s: float = 5.0  # GET /v1/card when the chain holds no card
     seed: int | None = None  # task randomness; None = fresh entropy (tests pass a number)
+    # How long a step waits for its probes before verifying what has arrived; the rest are
+    # verified by a later step. None = max(2 steps, 10 s).
+    probe_wait_s: float | None = None
+
+    def probe_wait(self, step_s: float) -> float:
+        return self.probe_wait_s if self.probe_wait_s is not None else max(2 * step_s, 10.0)
 
 
 @dataclass(frozen=True)

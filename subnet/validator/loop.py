@@ -33,6 +33,7 @@ from subnet.miner import client as miner_client
 from subnet.net import SignedClient
 from subnet.validator import sampling, scoring, tasks
 from subnet.validator.config import ValidatorConfig
+from subnet.validator.lag import LoopLag
 from subnet.validator.ledger import Ledger
 from subnet.validator.metrics import ValidatorMetrics
 from subnet.validator.query import MinerInfo, QueryResult, query
@@ -86,6 +87,8 @@ class Validator:
         self.rng = random.Random(cfg.loop.seed)
         self._jitter = random.Random()  # weights-check timing only: keeps `rng` reproducible
         self._last_refresh = 0.0
+        self._probing: dict[int, asyncio.Task] = {}  # uid -> its probe still in flight
+        self.lag = LoopLag()  # started with the first step (timing judgements need it)
         self.metrics = ValidatorMetrics()
 
     @property
@@ -146,10 +149,13 @@ class Validator:
 
     # --- one step
     async def step(self) -> StepReport:
+        """Launch probes for the sampled miners, wait for them up to `probe_wait_s`, then verify
+        and record every probe that has finished (this step's and earlier stragglers'). A miner
+        that hangs or drips holds only its own probe, never the step."""
         t0 = time.monotonic()
+        self.lag.start()
         report = StepReport()
         led = self.ledger
-        serving = led.serving()
         cands = [
             sampling.Candidate(
                 uid=m.uid,
@@ -158,11 +164,12 @@ class Validator:
                 inflight=led.inflight(m.uid),
                 capacity=led.fair_share(m.uid),
             )
-            for m in serving
+            for m in led.serving()
+            if m.uid not in self._probing
         ]
         chosen = sampling.choose(cands, t0, self.rng, self.cfg.sampling)
         report.queried = chosen
-        jobs: dict[int, list[tasks.Task]] = {}
+        launched = []
         for uid in chosen:
             n = sampling.probe_size(
                 led.fair_share(uid), led.inflight(uid), self.cfg.sampling.max_probe_streams
@@ -174,38 +181,48 @@ class Validator:
                     report.reasons[uid] = ["refused"] * n
                 continue
             domains = led.task_domains(uid)
-            jobs[uid] = [tasks.make_task(self.rng.choice(domains), self.rng) for _ in range(n)]
+            jobs = [tasks.make_task(self.rng.choice(domains), self.rng) for _ in range(n)]
+            task = asyncio.create_task(self._probe(uid, jobs), name=f"probe-{uid}")
+            self._probing[uid] = task
+            launched.append(task)
         self._note_task_demand()
-        t_net = time.monotonic()
-        probes = await asyncio.gather(*(self._probe(uid, jobs[uid]) for uid in jobs))
-        report.network_s = time.monotonic() - t_net
-        report.results = dict(zip(jobs, probes, strict=True))
+        if launched:
+            await asyncio.wait(launched, timeout=self.cfg.loop.probe_wait(self.cfg.loop.step_s))
+        report.network_s = time.monotonic() - t0
+        finished = [u for u, t in self._probing.items() if t.done()]
+        done = {u: self._probing.pop(u).result() for u in finished}
+        report.results = {u: [r for _, r in probe] for u, probe in done.items()}
 
         # Verify in arrival order, so a copy is the later of two identical answers.
         answered = sorted(
             (
-                (uid, i, r)
-                for uid, results in report.results.items()
-                for i, r in enumerate(results)
+                (uid, i, job, r)
+                for uid, probe in done.items()
+                for i, (job, r) in enumerate(probe)
                 if r.status == "ok"
             ),
-            key=lambda x: x[2].finished_at,
+            key=lambda x: x[3].finished_at,
         )
         items = [
-            Item(self.miners[uid].card.weights_hash, jobs[uid][i].request, r.response, uid)
-            for uid, i, r in answered
+            Item(self.miners[uid].card.weights_hash, job.request, r.response, uid)
+            for uid, _, job, r in answered
+            if uid in self.miners and self.miners[uid].card is not None
         ]
+        answered = [a for a in answered if a[0] in self.miners and self.miners[a[0]].card]
         tv = time.monotonic()
         verdicts = await asyncio.to_thread(self.verifier.verify_many, items) if items else []
         report.verify_s = time.monotonic() - tv
-        verdict_of = {(uid, i): v for (uid, i, _), v in zip(answered, verdicts, strict=True)}
+        verdict_of = {(uid, i): v for (uid, i, _, _), v in zip(answered, verdicts, strict=True)}
 
-        for uid, results in report.results.items():
+        for uid, probe in done.items():
+            if uid not in self.miners:  # left the subnet while we asked
+                continue
             samples = [
-                self._sample(uid, jobs[uid][i], r, verdict_of.get((uid, i)))
-                for i, r in enumerate(results)
+                self._sample(uid, job, r, verdict_of.get((uid, i)))
+                for i, (job, r) in enumerate(probe)
             ]
             report.reasons[uid] = [s.reason for s in samples]
+            results = [r for _, r in probe]
             led.record(uid, samples, probe_seconds=_delivery_seconds(results, samples))
         self.state.step += 1
         self.store.save(self.state)
@@ -236,9 +253,12 @@ class Validator:
         tokens = len(r.response.token_ids) if reason == "ok" and r.response else 0
         return scoring.Sample(reason, tokens)
 
-    async def _probe(self, uid: int, jobs: list[tasks.Task]) -> list[QueryResult]:
-        """All of a miner's probe requests at once."""
-        return list(await asyncio.gather(*(self._ask(uid, task) for task in jobs)))
+    async def _probe(
+        self, uid: int, jobs: list[tasks.Task]
+    ) -> list[tuple[tasks.Task, QueryResult]]:
+        """All of a miner's probe requests at once (each bounded by the query timeout)."""
+        results = await asyncio.gather(*(self._ask(uid, task) for task in jobs))
+        return list(zip(jobs, results, strict=True))
 
     async def _ask(self, uid: int, task: tasks.Task) -> QueryResult:
         m = self.miners[uid]
@@ -249,6 +269,7 @@ class Validator:
                 task.request,
                 timeout_s=self.cfg.loop.query_timeout_s,
                 first_token_timeout_s=self.cfg.loop.first_token_timeout_s,
+                lag=self.lag,
             )
 
     def _note_task_demand(self) -> None:
@@ -348,8 +369,13 @@ class Validator:
                     await asyncio.wait_for(stop.wait(), delay)
         finally:
             weights.cancel()
+            for probe in self._probing.values():
+                probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await weights
+            await asyncio.gather(*self._probing.values(), return_exceptions=True)
+            self._probing.clear()
+            await self.lag.stop()
 
     async def _weights_loop(self, stop: asyncio.Event) -> None:
         """Check about every two blocks whether weights are due (`weights_due` decides)."""

@@ -22,6 +22,7 @@ import aiohttp
 from protocol import ExpertCard, GenerateChunk, GenerateRequest, GenerateResponse, ProtocolError
 from subnet.miner.client import MinerError, generate_stream
 from subnet.net import SignedClient
+from subnet.validator.lag import LoopLag
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ async def query(
     *,
     timeout_s: float,
     first_token_timeout_s: float,
+    lag: LoopLag | None = None,
 ) -> QueryResult:
-    """Stream one generation; TTFT and tokens/s are measured here, not taken from the miner."""
+    """Stream one generation; TTFT and tokens/s are measured here, not taken from the miner.
+    With `lag`, a burst is judged only when this loop was listening while the answer came."""
     t0 = time.monotonic()
     ttft = None
     last_at = t0
@@ -122,6 +125,8 @@ async def query(
     arrival_sum += (n - len(streamed.token_ids)) * (last_at - t0)
     delivery = arrival_sum / n if n else None
     burst = buffered(n, ttft or 0.0, last_at - t0 - (ttft or 0.0))
+    if burst and lag is not None and lag.worst(t0, last_at) >= BURST_LISTEN_SHARE * (ttft or 0.0):
+        burst = ""  # our own loop stalled while the miner spoke: no judgement
     if burst:
         return QueryResult(miner.uid, "invalid", burst, "buffered", ttft_s=ttft, finished_at=now)
     # Tokens per second over the whole exchange, first-token wait included (display).
@@ -170,6 +175,8 @@ class Assembly:
 BURST_MIN_TOKENS = 8
 BURST_MIN_TTFT_S = 0.25
 BURST_SPAN_SHARE = 0.05
+# ... and only when our own event loop was never late by this share of the wait (see `lag`).
+BURST_LISTEN_SHARE = 0.25
 
 
 def buffered(n_tokens: int, ttft_s: float, span_s: float) -> str:

@@ -110,8 +110,8 @@ async def network(reg, experts, make_wallet, tmp_path):
         # Generous enough that honest miners sharing two busy cores with 13 cheaters and the
         # validator still answer in time; the slow-drip and hanging cheats outlast it.
         loop=LoopConfig(step_s=0.0, query_timeout_s=5.0, first_token_timeout_s=4.0, seed=11),
-        # Two concurrent tasks per miner: 30 streams at once on two shared cores.
-        sampling=replace(SamplingConfig(), per_step=len(names), max_probe_streams=2),
+        # One task per miner per step: 15 streams at once on two shared cores.
+        sampling=replace(SamplingConfig(), per_step=len(names), max_probe_streams=1),
     )
     v = make_validator(vcfg, signed, reg)
     v.set_miners(list(infos.values()))
