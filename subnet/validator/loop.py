@@ -22,6 +22,7 @@ from typing import Any
 import bittensor as bt
 
 from protocol import ExpertCard, ProtocolError
+from subnet import preflight
 from subnet.miner import client as miner_client
 from subnet.net import SignedClient
 from subnet.validator import sampling, scoring, tasks
@@ -75,6 +76,7 @@ class Validator:
         self.ttft_ema: dict[int, float] = {}  # for the router's hedging
         self.tps_ema: dict[int, float] = {}  # tokens/s as measured here (status, dashboard)
         self._last_refresh = 0.0
+        self._standing_alarm = preflight.TempoWarner()
         self.metrics = ValidatorMetrics()
 
     # --- miners
@@ -95,7 +97,16 @@ class Validator:
         except (TimeoutError, bt.ChainError, bt.RpcConnectionError, OSError) as err:
             log.warning("metagraph refresh failed, keeping the previous one: %s", err)
             return
+        if mg is None:
+            log.error("subnet %d does not exist on this chain (check --netuid)", netuid)
+            return
         own = self.signed.ss58_address
+        # Miners refuse a validator without permit: say so loudly, once per tempo.
+        problem = preflight.validator_problem(
+            preflight.standing_of(mg, own), netuid, own, "btcli subnets register", "btcli stake add"
+        )
+        if self._standing_alarm.check(int(mg.block), int(mg.tempo), problem):
+            log.warning("this validator cannot work: %s; miners answer it 403", problem)
         miners = []
         for n in mg.neurons:
             if n.hotkey == own or not n.axon:
