@@ -25,12 +25,13 @@ def discover(scripts_dir: Path = SCRIPTS_DIR) -> dict[str, Path]:
 
 
 def purpose(script: Path) -> str:
-    """The first line of the script's module docstring ("" if it has none)."""
+    """The first sentence of the script's module docstring ("" if it has none)."""
     try:
         doc = ast.get_docstring(ast.parse(script.read_text()))
     except (OSError, SyntaxError, ValueError):
         return ""
-    return doc.strip().splitlines()[0] if doc else ""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".")
 
 
 def _listing(benches: dict[str, Path]) -> str:

@@ -11,6 +11,7 @@ traceback, as does everything under `--logging.debug` (or DMOE_LOG_DEBUG=1).
 
 from __future__ import annotations
 
+import difflib
 import errno
 import importlib
 import os
@@ -149,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
-        print(f"dmoe: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        close = difflib.get_close_matches(name, SUBCOMMANDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        print(f"dmoe: unknown command {name!r}; {hint}`dmoe --help` lists them", file=sys.stderr)
         return 2
     try:
         module = importlib.import_module(SUBCOMMANDS[name][0])
