@@ -19,9 +19,10 @@ SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 PREFIX = "bench_"
 
 
-def discover(scripts_dir: Path = SCRIPTS_DIR) -> dict[str, Path]:
+def discover(scripts_dir: Path | None = None) -> dict[str, Path]:
     """{short name: script} for every scripts/bench_*.py, sorted by name."""
-    return {p.stem[len(PREFIX) :]: p for p in sorted(scripts_dir.glob(f"{PREFIX}*.py"))}
+    found = sorted((scripts_dir or SCRIPTS_DIR).glob(f"{PREFIX}*.py"))
+    return {p.stem[len(PREFIX) :]: p for p in found}
 
 
 def purpose(script: Path) -> str:

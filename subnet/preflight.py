@@ -173,7 +173,7 @@ async def connected(subtensor: SubtensorConfig, fix: str | None = None) -> Async
     except (TimeoutError, OSError, bt.ChainError, bt.RpcConnectionError) as err:
         with contextlib.suppress(Exception):
             await client.close()
-        raise PreflightError(unreachable(subtensor.endpoint, err, fix)) from None
+        raise PreflightError(unreachable(subtensor.endpoint, err, fix)) from err
     try:
         yield client
     finally:

@@ -414,3 +414,11 @@ def test_nothing_is_written_when_the_chain_cannot_start(world, outcomes):
     assert outcomes["chain-port-in-use"].code != 0
     assert not (world.tmp / "never").exists()  # the bind failed before the data dir was made
     assert not (world.tmp / "c1").exists() and not (world.tmp / "c6").exists()
+
+
+def test_debug_logging_keeps_the_traceback(world):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    case = Case("debug", "owner status --logging.debug " + DOWN, "cannot reach the chain")
+    got = _run(case, world, env)
+    assert got.code != 0 and "Traceback" in got.output and case.fix in got.output
+    assert "Unclosed" not in got.output
