@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -107,7 +108,15 @@ async def _serve(cfg: ChainConfig) -> int:
 
     # Genesis, port and data-dir lock are checked before the database is written; their
     # errors (GenesisError, PreflightError, DataDirBusy) are one line each via subnet.cli.
-    server = ChainServer.create(cfg)
+    try:
+        server = ChainServer.create(cfg)
+    except sqlite3.DatabaseError as err:
+        print(
+            f"dmoe chain: {cfg.data_dir} holds a database that is not a dmoe chain's ({err}): "
+            "pass another --data-dir",
+            file=sys.stderr,
+        )
+        return 2
     try:
         (cfg.data_dir / GENESIS_JSON).write_text(json.dumps(server.chain.genesis.to_dict()))
         stop = asyncio.Event()

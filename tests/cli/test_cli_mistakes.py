@@ -78,6 +78,7 @@ CASES = [
         "chain --data-dir {tmp}/c6 --port 0 --genesis {tmp}/bad.toml",
         "unknown",
     ),  # fmt: skip
+    Case("chain-corrupt-db", "chain --data-dir {tmp}/corrupt --port 0", "another --data-dir"),
     # dmoe chain faucet
     Case(
         "faucet-bad-address",
@@ -311,6 +312,8 @@ async def _prepare(chain: LocalChain, wallets: dict[str, bt.Wallet]) -> int:
 def _files(tmp: Path, dead: int) -> None:
     (tmp / "afile").write_text("not a directory\n")
     (tmp / "bad.toml").write_text("[chain]\nno_such_key = 1\n")
+    (tmp / "corrupt").mkdir()
+    (tmp / "corrupt" / "chain.sqlite").write_bytes(b"this is not a database" * 100)
     case = {"yuma_version": "yuma3", "epochs": [{"stake": [10, 5], "weights": [[1], [2]]}]}
     (tmp / "ok.json").write_text(json.dumps(case))
     (tmp / "neg.json").write_text(json.dumps(case | {"epochs": [{"stake": [10, -5],
