@@ -60,6 +60,9 @@ class ValidatorConfig:
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    # Start even if miners will refuse this validator (unregistered, no stake or no permit):
+    # it then warns once per tempo. Without it the validator refuses to start, naming the fix.
+    allow_no_permit: bool = False
 
 
 def add_validator_args(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +101,11 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
         help="comma-separated API keys (env DMOE_API_KEYS)",
     )
     g.add_argument("--gateway.rpm", dest="gateway_rpm", type=float, default=None)
+    g.add_argument(
+        "--allow-no-permit",
+        action="store_true",
+        help="start even without registration, stake or validator permit (warns every tempo)",
+    )
 
 
 def validator_config_from_args(
@@ -149,4 +157,5 @@ def validator_config_from_args(
         sampling=sampling,
         weights=WeightsConfig(dry_run=bool(args.dry_run)),
         gateway=gw,
+        allow_no_permit=bool(getattr(args, "allow_no_permit", False)),
     )

@@ -29,6 +29,7 @@ from typing import Any
 import bittensor as bt
 
 from protocol import ExpertCard, ProtocolError
+from subnet import preflight
 from subnet.miner import client as miner_client
 from subnet.net import SignedClient
 from subnet.validator import sampling, scoring, tasks
@@ -89,6 +90,7 @@ class Validator:
         self._last_refresh = 0.0
         self._probing: dict[int, asyncio.Task] = {}  # uid -> its probe still in flight
         self.lag = LoopLag()  # started with the first step (timing judgements need it)
+        self._standing_alarm = preflight.TempoWarner()
         self.metrics = ValidatorMetrics()
 
     @property
@@ -112,7 +114,16 @@ class Validator:
         except (TimeoutError, bt.ChainError, bt.RpcConnectionError, OSError) as err:
             log.warning("metagraph refresh failed, keeping the previous one: %s", err)
             return
+        if mg is None:
+            log.error("subnet %d does not exist on this chain (check --netuid)", netuid)
+            return
         own = self.signed.ss58_address
+        # Miners refuse a validator without permit: say so loudly, once per tempo.
+        problem = preflight.validator_problem(
+            preflight.standing_of(mg, own), netuid, own, "btcli subnets register", "btcli stake add"
+        )
+        if self._standing_alarm.check(int(mg.block), int(mg.tempo), problem):
+            log.warning("this validator cannot work: %s; miners answer it 403", problem)
         miners = []
         for n in mg.neurons:
             if n.hotkey == own or not n.axon:
