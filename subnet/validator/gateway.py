@@ -360,9 +360,12 @@ class Gateway:
         failed sample; either way the router avoids it for a while."""
         if isinstance(err, Refused):
             self.ledger.refusal(uid, err.retry_after, within_share=err.within_share)
+            if err.within_share:
+                log.info("uid %d organic scored 0: refused (429 within our share)", uid)
             return
         self.ledger.transport_failure(uid)
         reason = "timeout" if isinstance(err, TimeoutError) else "error"
+        log.info("uid %d organic scored 0: %s %s", uid, reason, type(err).__name__)
         self.ledger.record(uid, [scoring.Sample(reason)])
 
     def _rendered(self, req: GenerateRequest, uid: int) -> str:
@@ -389,7 +392,7 @@ class Gateway:
         first answers (a failover continuation is not the user's request) is verified."""
         mismatch = streamed.mismatch(resp)
         if mismatch:
-            log.warning("organic answer of uid %d: %s", uid, mismatch)
+            log.warning("uid %d organic scored 0: stream_mismatch %s", uid, mismatch)
             self.ledger.record(uid, [scoring.Sample("stream_mismatch")])
             return
         if not organic or self.rng.random() >= self.cfg.verify_share:
@@ -404,13 +407,8 @@ class Gateway:
     async def _verify(self, uid: int, item: Item) -> None:
         (verdict,) = await asyncio.to_thread(self.v.verifier.verify_many, [item])
         self.v.metrics.verdicts.labels(reason=verdict.reason).inc()
-        if not verdict.ok:
-            log.warning(
-                "organic answer of uid %d failed verification: %s %s",
-                uid,
-                verdict.reason,
-                verdict.detail,
-            )
+        if not verdict.ok:  # the loop's log format: localnet summaries count these
+            log.warning("uid %d organic scored 0: %s %s", uid, verdict.reason, verdict.detail)
         # Counted whatever domain it was routed under; a failure is a strike and a ban.
         self.ledger.record(uid, [scoring.Sample(verdict.reason)])
 
