@@ -364,7 +364,16 @@ class Validator:
                 period = self.cfg.loop.metagraph_refresh_s if self.miners else 5.0
                 if self.client is not None and started - self._last_refresh >= period:
                     await self.refresh_metagraph()
-                report = await self.step()
+                step = asyncio.create_task(self.step(), name="step")
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not step.done():  # stop requested: a step cut short records nothing
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await step
+                    break
+                report = step.result()
                 log.info(
                     "step %d: queried %d, ok %d/%d, %.2fs (network %.2fs, verify %.2fs)",
                     self.state.step,
