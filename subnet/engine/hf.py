@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import torch
+from transformers import DynamicCache
 
 from protocol import (
     GenerateChunk,
@@ -356,15 +357,19 @@ class HFEngine:
             ids[i, width - len(seq.prompt) :] = torch.tensor(seq.prompt, dtype=torch.long)
             mask[i, width - len(seq.prompt) :] = 1
         ids, mask = ids.to(device), mask.to(device)
+        # A plain cache keeps every layer's full history: the model's default one keeps only
+        # the last `window - 1` keys of a sliding-window layer (gemma2/3, mistral, phi3), which
+        # the batch's shared time axis cannot hold. The decode step's sliding mask hides what
+        # lies beyond the window (a row's tokens are contiguous, so columns count positions).
+        cache = {self._cache_kw: DynamicCache(), "use_cache": True, "logits_to_keep": 1}
         if len(group) == 1:  # no padding: exactly the model's own single-sequence forward
-            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            out = self.model(input_ids=ids, **cache)
         else:
             out = self.model(
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
-                use_cache=True,
-                logits_to_keep=1,
+                **cache,
             )
         return getattr(out, self._cache_kw), mask, out.logits[:, -1, :]
 
