@@ -34,7 +34,7 @@ from subnet.engine.base import EngineFull, EngineStopped, GenerationHandle, Requ
 from subnet.engine.kvbatch import KVBatch, select_rows
 from subnet.engine.loading import LoadedExpert, eos_ids
 from subnet.engine.prompt import encode_prompt
-from subnet.engine.sampling import choose, make_generator
+from subnet.engine.sampling import make_generator, pick_tokens
 from subnet.engine.scoring import score_batch
 from subnet.engine.sequence import Seq as _Seq
 from subnet.engine.sequence import prefill_groups
@@ -50,6 +50,20 @@ def cache_kwarg(model) -> str:
     """The forward argument (and output field) that carries the KV cache: transformers 5
     renamed `past_key_values` to `cache` (the old name is deprecated, gone in 5.40)."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def position_table_size(model) -> int | float:
+    """Rows of a learned absolute-position table (gpt2's `wpe`), else unbounded (RoPE, ALiBi).
+
+    A card may declare a longer context than such a table holds; past it the model indexes out
+    of range, so requests must stop there.
+    """
+    sizes = [
+        m.num_embeddings
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Embedding) and ("wpe" in name or "position" in name)
+    ]
+    return min(sizes) if sizes else float("inf")
 
 
 @dataclass
@@ -79,6 +93,8 @@ class HFEngine:
         self.stream_interval_s = stream_interval_s
         self.card = replace(expert.card, capacity=max_batch, engine=ENGINE_NAME)
         self.eos_ids = expert.eos_ids or eos_ids(self.model, self.tokenizer)
+        self.vocab_size = self.model.get_input_embeddings().num_embeddings
+        self.max_positions = min(self.card.max_context, position_table_size(self.model))
         self._pending: deque[_Seq] = deque()
         self._scores: deque[_ScoreJob] = deque()
         self._rows: list[_Seq] = []
@@ -171,15 +187,22 @@ class HFEngine:
         if not self._accepting or self._loop is None:
             raise EngineStopped("the engine is not accepting requests")
         prompt = encode_prompt(self.tokenizer, req)
-        limit = self.card.max_context
-        if len(prompt) + req.max_tokens > limit:
+        if len(prompt) + req.max_tokens > self.max_positions:
             raise RequestRejected(
                 f"prompt ({len(prompt)} tokens) + max_tokens ({req.max_tokens}) exceeds the "
-                f"context of {limit} tokens",
+                f"context of {self.max_positions} tokens",
                 field="max_tokens",
             )
+        if max(prompt) >= self.vocab_size:
+            # Checked here, not left to the model: on a GPU an out-of-range index is a device
+            # assert that takes every other request (and the process's CUDA context) with it.
+            raise RequestRejected(
+                f"the prompt encodes to token {max(prompt)}, outside the model's vocabulary "
+                f"of {self.vocab_size} (the tokenizer has more tokens than the model)",
+                field="prompt",
+            )
         handle = GenerationHandle(req.request_id, self._loop)
-        gen = make_generator(req.seed) if req.temperature > 0 else None
+        gen = make_generator(req.seed, self.expert.device) if req.temperature > 0 else None
         seq = _Seq(req=req, handle=handle, prompt=prompt, submitted=time.monotonic(), gen=gen)
         with self._wake:
             if self._inflight >= self.max_batch + self.max_queue:
@@ -204,15 +227,14 @@ class HFEngine:
     async def score(self, req: ScoreRequest) -> ScoreResponse:
         if not self._accepting:
             raise EngineStopped("the engine is not accepting requests")
-        if len(req.token_ids) > self.card.max_context:
+        if len(req.token_ids) > self.max_positions:
             raise RequestRejected(
-                f"{len(req.token_ids)} tokens exceed the context of {self.card.max_context}",
+                f"{len(req.token_ids)} tokens exceed the context of {self.max_positions}",
                 field="token_ids",
             )
-        vocab = self.model.config.vocab_size
-        if max(req.token_ids) >= vocab:
+        if max(req.token_ids) >= self.vocab_size:
             raise RequestRejected(
-                f"token ids must be below the vocabulary size {vocab}", "token_ids"
+                f"token ids must be below the vocabulary size {self.vocab_size}", "token_ids"
             )
         job = _ScoreJob(req, Future())
         with self._wake:
@@ -242,6 +264,10 @@ class HFEngine:
                 self._step(newcomers, scores)
                 self._flush()
             except Exception as err:  # a model failure must not kill the worker silently
+                # Prefill, scoring and token bookkeeping isolate their failures per request; a
+                # decode step feeds only the model's own tokens to rows whose prompts were
+                # checked and prefilled, so its failure is the model's or the device's (out of
+                # memory) and the running batch fails with it.
                 log.exception("engine step failed; failing the running batch")
                 for job in scores:
                     if not job.future.done():
@@ -302,12 +328,21 @@ class HFEngine:
                 self._finish(seq, "cancelled")
 
     def _score(self, jobs: list[_ScoreJob]) -> None:
-        results = score_batch(
-            self.model,
-            [list(j.req.token_ids) for j in jobs],
-            [j.req.start for j in jobs],
-            top_k=max(j.req.top_k for j in jobs),
-        )
+        try:
+            results = score_batch(
+                self.model,
+                [list(j.req.token_ids) for j in jobs],
+                [j.req.start for j in jobs],
+                top_k=max(j.req.top_k for j in jobs),
+            )
+        except Exception as err:  # find the job that fails; the others still get answers
+            if len(jobs) == 1:
+                log.exception("score request %s failed", jobs[0].req.request_id)
+                jobs[0].future.set_exception(err)
+            else:
+                for job in jobs:
+                    self._score([job])
+            return
         for job, r in zip(jobs, results, strict=True):
             top = tuple(tuple(row[: job.req.top_k]) for row in r.top) if job.req.top_k else ()
             job.future.set_result(
@@ -329,11 +364,23 @@ class HFEngine:
         """
         caches: list[tuple[object, torch.Tensor]] = []
         joined: list[_Seq] = []
-        for group in prefill_groups(sorted(seqs, key=lambda s: len(s.prompt))):
+        work = deque(prefill_groups(sorted(seqs, key=lambda s: len(s.prompt))))
+        while work:
+            group = work.popleft()
             now = time.monotonic()
             for seq in group:
-                seq.started = now
-            cache, mask, logits = self._prefill_forward(group)
+                seq.started = seq.started or now
+            try:
+                cache, mask, logits = self._prefill_forward(group)
+            except Exception:  # one prompt the model cannot take must not fail the others
+                if len(group) > 1:
+                    log.warning("a prefill of %d prompts failed; retrying one by one", len(group))
+                    work.extendleft([s] for s in reversed(group))
+                else:
+                    log.exception("prefill failed for request %s", group[0].req.request_id)
+                    self._finish(group[0], "error")
+                    self._flush()
+                continue
             done = self._record(group, logits)
             keep = [j for j in range(len(group)) if j not in done]
             for j, reason in done.items():
@@ -395,35 +442,63 @@ class HFEngine:
                 self._finish(seq, reason)
 
     def _record(self, rows: list[_Seq], logits: torch.Tensor) -> dict[int, str]:
-        """Choose and record one token per row; returns {row index: finish reason} of the done."""
+        """Choose and record one token per row; returns {row index: finish reason} of the done.
+
+        Everything the host needs (tokens, their logprobs, top-k, which rows had finite logits)
+        comes back in one device-to-host transfer: on a GPU each `.tolist()` waits for the queue.
+        """
         logits = logits.float()
+        # A row whose logits are not finite (a poisoned weight, an overflow in float16) ends in
+        # error alone; zeroing it first keeps its batch mates' draws valid.
+        finite = torch.isfinite(logits).all(dim=-1)
+        logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
         logp = torch.log_softmax(logits, dim=-1)
-        toks = torch.argmax(logits, dim=-1).tolist()
-        for j, seq in enumerate(rows):
-            if seq.req.temperature > 0:
-                toks[j] = choose(logits[j], seq.req.temperature, seq.req.top_p, seq.gen)
-        # One gather for every row's chosen log-probability (per-row indexing costs ~5 µs each).
-        chosen = logp[torch.arange(len(rows)), torch.tensor(toks)].tolist()
+        toks = pick_tokens(
+            logits,
+            [s.req.temperature for s in rows],
+            [s.req.top_p for s in rows],
+            [s.gen for s in rows],
+        )
+        cols = [toks[:, None], logp.gather(1, toks[:, None]), finite[:, None]]
+        k = max(s.req.top_logprobs for s in rows)
+        if k:
+            vals, idx = logp.topk(k, dim=-1)
+            cols += [idx, vals]
+        # float64 holds token ids and float32 logprobs exactly.
+        host = torch.cat([c.double() for c in cols], dim=1).tolist()
         now = time.monotonic()
         done: dict[int, str] = {}
         for j, seq in enumerate(rows):
-            req, tok = seq.req, toks[j]
-            top: tuple[tuple[int, float], ...] = ()
-            if req.top_logprobs:
-                vals, idx = logp[j].topk(req.top_logprobs)
-                top = tuple(zip(idx.tolist(), vals.tolist(), strict=True))
-            seq.out.append(tok)
-            if req.logprobs:
-                seq.logprobs.append(TokenLogprob(tok, chosen[j], top))
-            if not seq.first_token:
-                seq.first_token = now
-            reason = seq.check_finish(tok, self.eos_ids, self.tokenizer)
-            if reason is None:
-                if now - seq.sent_at >= self.stream_interval_s:
-                    self._emit(seq, final=False)
-            else:
+            tok, lp, ok = int(host[j][0]), host[j][1], host[j][2]
+            if not ok:
+                log.warning("request %s: the model's logits are not finite", seq.req.request_id)
+                done[j] = "error"
+                continue
+            try:
+                reason = self._append(seq, tok, lp, host[j][3:], k, now)
+            except Exception:  # one request's bookkeeping must not fail its batch mates
+                log.exception("request %s failed while recording a token", seq.req.request_id)
+                reason = "error"
+            if reason is not None:
                 done[j] = reason
         return done
+
+    def _append(
+        self, seq: _Seq, tok: int, lp: float, top_k: list[float], k: int, now: float
+    ) -> str | None:
+        """Record one chosen token of `seq`; returns its finish reason or None."""
+        req = seq.req
+        seq.out.append(tok)
+        if req.logprobs:
+            n = req.top_logprobs
+            top = tuple(zip(map(int, top_k[:n]), top_k[k : k + n], strict=True))
+            seq.logprobs.append(TokenLogprob(tok, lp, top))
+        if not seq.first_token:
+            seq.first_token = now
+        reason = seq.check_finish(tok, self.eos_ids, self.tokenizer)
+        if reason is None and now - seq.sent_at >= self.stream_interval_s:
+            self._emit(seq, final=False)
+        return reason
 
     def _emit(self, seq: _Seq, *, final: bool) -> None:
         """Send the tokens and the stable text not yet sent (all of it when final)."""
