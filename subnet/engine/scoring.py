@@ -74,7 +74,9 @@ def split_head(model):
     if getattr(config, "model_type", None) not in SPLIT_HEAD:
         return None
     base, head = model.base_model, model.get_output_embeddings()
-    if head is None or base is model:
+    if base is model:  # base_model_prefix names no attribute (gemma3 in transformers 4.56)
+        base = getattr(model, "model", None)
+    if head is None or base is model or base is None:
         return None
     return base, head, getattr(config, "final_logit_softcapping", None)
 

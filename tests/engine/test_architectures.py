@@ -112,4 +112,4 @@ def test_chunked_logits_equal_the_full_forward(arch, arch_dirs):
     b = score_batch(expert.model, seqs, [1, 5], top_k=3, max_rows=1000)
     for x, y in zip(a, b, strict=True):
         assert x.ranks == y.ranks and [t for t, _ in x.top[0]] == [t for t, _ in y.top[0]]
-        assert max(abs(u - v) for u, v in zip(x.logprobs, y.logprobs, strict=True)) < 1e-5
+        assert max(abs(u - v) for u, v in zip(x.logprobs, y.logprobs, strict=True)) < 1e-4
