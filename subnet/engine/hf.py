@@ -5,12 +5,16 @@ batched forward), prefill waiting requests into free slots (one unpadded forward
 first token sent at once) and append them to the running batch, then run one decode step for
 every row. Finished rows leave at once. The event loop only enqueues work and reads results (`GenerationHandle`),
 so it never waits on the model.
+
+Failures stay with their request: a prefill group that raises is retried one prompt at a time,
+and the prompt that still fails, like a row whose logits are not finite, ends with
+finish_reason "error" while its batch mates carry on. Input the model cannot index (token ids
+past its embedding, positions past a learned position table) is refused at submit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 import time
@@ -20,7 +24,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import torch
-from transformers import DynamicCache
 
 from protocol import (
     GenerateChunk,
@@ -31,10 +34,18 @@ from protocol import (
     TokenLogprob,
 )
 from subnet.engine.base import EngineFull, EngineStopped, GenerationHandle, RequestRejected
+from subnet.engine.forward import (
+    Pick,
+    cache_kwarg,
+    decode,
+    position_table_size,
+    prefill,
+    read_step,
+)
 from subnet.engine.kvbatch import KVBatch, select_rows
 from subnet.engine.loading import LoadedExpert, eos_ids
 from subnet.engine.prompt import encode_prompt
-from subnet.engine.sampling import make_generator, pick_tokens
+from subnet.engine.sampling import make_generator
 from subnet.engine.scoring import score_batch
 from subnet.engine.sequence import Seq as _Seq
 from subnet.engine.sequence import prefill_groups
@@ -42,28 +53,10 @@ from subnet.engine.sequence import prefill_groups
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "hf-continuous/0.1"
-# Bounds one scoring forward (its logits are tokens x vocab floats).
+# Tokens in one scoring forward (two maximum-size requests). It bounds the base model's
+# activations (tokens x hidden per layer); the logits no longer scale with it, `logit_chunks`
+# applies the LM head to ~64 MiB of positions at a time.
 SCORE_TOKENS_PER_STEP = 16_384
-
-
-def cache_kwarg(model) -> str:
-    """The forward argument (and output field) that carries the KV cache: transformers 5
-    renamed `past_key_values` to `cache` (the old name is deprecated, gone in 5.40)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def position_table_size(model) -> int | float:
-    """Rows of a learned absolute-position table (gpt2's `wpe`), else unbounded (RoPE, ALiBi).
-
-    A card may declare a longer context than such a table holds; past it the model indexes out
-    of range, so requests must stop there.
-    """
-    sizes = [
-        m.num_embeddings
-        for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Embedding) and ("wpe" in name or "position" in name)
-    ]
-    return min(sizes) if sizes else float("inf")
 
 
 @dataclass
@@ -396,44 +389,15 @@ class HFEngine:
             self._rows.extend(joined)
 
     def _prefill_forward(self, group: list[_Seq]):
-        device = self.expert.device
-        width = len(group[-1].prompt)  # sorted ascending
-        ids = torch.full((len(group), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for i, seq in enumerate(group):
-            ids[i, width - len(seq.prompt) :] = torch.tensor(seq.prompt, dtype=torch.long)
-            mask[i, width - len(seq.prompt) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        # A plain cache keeps every layer's full history: the model's default one keeps only
-        # the last `window - 1` keys of a sliding-window layer (gemma2/3, mistral, phi3), which
-        # the batch's shared time axis cannot hold. The decode step's sliding mask hides what
-        # lies beyond the window (a row's tokens are contiguous, so columns count positions).
-        cache = {self._cache_kw: DynamicCache(), "use_cache": True, "logits_to_keep": 1}
-        if len(group) == 1:  # no padding: exactly the model's own single-sequence forward
-            out = self.model(input_ids=ids, **cache)
-        else:
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
-                **cache,
-            )
-        return getattr(out, self._cache_kw), mask, out.logits[:, -1, :]
+        pad = self.tokenizer.pad_token_id or 0
+        prompts = [s.prompt for s in group]
+        return prefill(self.model, self._cache_kw, prompts, pad, self.expert.device)
 
     def _decode(self) -> None:
-        device = self.expert.device
-        last = torch.tensor([[s.out[-1]] for s in self._rows], dtype=torch.long, device=device)
-        positions = self._batch.positions()
-        mask = self._batch.extend_mask()
-        out = self.model(
-            input_ids=last,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            **{self._cache_kw: self._batch.cache},
-        )
+        last = [s.out[-1] for s in self._rows]
+        logits = decode(self.model, self._cache_kw, self._batch, last, self.expert.device)
         self.steps += 1
-        done = self._record(self._rows, out.logits[:, -1, :])
+        done = self._record(self._rows, logits)
         if done:
             # Leave the batch before the caller hears of it, so `active` is already lower.
             finished = [(self._rows[i], r) for i, r in done.items()]
@@ -442,40 +406,23 @@ class HFEngine:
                 self._finish(seq, reason)
 
     def _record(self, rows: list[_Seq], logits: torch.Tensor) -> dict[int, str]:
-        """Choose and record one token per row; returns {row index: finish reason} of the done.
-
-        Everything the host needs (tokens, their logprobs, top-k, which rows had finite logits)
-        comes back in one device-to-host transfer: on a GPU each `.tolist()` waits for the queue.
-        """
-        logits = logits.float()
-        # A row whose logits are not finite (a poisoned weight, an overflow in float16) ends in
-        # error alone; zeroing it first keeps its batch mates' draws valid.
-        finite = torch.isfinite(logits).all(dim=-1)
-        logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
-        logp = torch.log_softmax(logits, dim=-1)
-        toks = pick_tokens(
+        """Choose and record one token per row; returns {row index: finish reason} of the done."""
+        picks = read_step(
             logits,
             [s.req.temperature for s in rows],
             [s.req.top_p for s in rows],
             [s.gen for s in rows],
+            [s.req.top_logprobs for s in rows],
         )
-        cols = [toks[:, None], logp.gather(1, toks[:, None]), finite[:, None]]
-        k = max(s.req.top_logprobs for s in rows)
-        if k:
-            vals, idx = logp.topk(k, dim=-1)
-            cols += [idx, vals]
-        # float64 holds token ids and float32 logprobs exactly.
-        host = torch.cat([c.double() for c in cols], dim=1).tolist()
         now = time.monotonic()
         done: dict[int, str] = {}
-        for j, seq in enumerate(rows):
-            tok, lp, ok = int(host[j][0]), host[j][1], host[j][2]
-            if not ok:
+        for j, (seq, pick) in enumerate(zip(rows, picks, strict=True)):
+            if not pick.finite:
                 log.warning("request %s: the model's logits are not finite", seq.req.request_id)
                 done[j] = "error"
                 continue
             try:
-                reason = self._append(seq, tok, lp, host[j][3:], k, now)
+                reason = self._append(seq, pick, now)
             except Exception:  # one request's bookkeeping must not fail its batch mates
                 log.exception("request %s failed while recording a token", seq.req.request_id)
                 reason = "error"
@@ -483,19 +430,14 @@ class HFEngine:
                 done[j] = reason
         return done
 
-    def _append(
-        self, seq: _Seq, tok: int, lp: float, top_k: list[float], k: int, now: float
-    ) -> str | None:
+    def _append(self, seq: _Seq, pick: Pick, now: float) -> str | None:
         """Record one chosen token of `seq`; returns its finish reason or None."""
-        req = seq.req
-        seq.out.append(tok)
-        if req.logprobs:
-            n = req.top_logprobs
-            top = tuple(zip(map(int, top_k[:n]), top_k[k : k + n], strict=True))
-            seq.logprobs.append(TokenLogprob(tok, lp, top))
+        seq.out.append(pick.token)
+        if seq.req.logprobs:
+            seq.logprobs.append(TokenLogprob(pick.token, pick.logprob, pick.top))
         if not seq.first_token:
             seq.first_token = now
-        reason = seq.check_finish(tok, self.eos_ids, self.tokenizer)
+        reason = seq.check_finish(pick.token, self.eos_ids, self.tokenizer)
         if reason is None and now - seq.sent_at >= self.stream_interval_s:
             self._emit(seq, final=False)
         return reason
