@@ -1,5 +1,7 @@
 """The model calls of one engine step, with no engine state: a group prefill into a fresh cache,
 the batch's decode forward, and the step's read-back of tokens in one device-to-host transfer.
+
+Called on the engine's worker thread, which runs under `torch.inference_mode()`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ def position_table_size(model) -> int | float:
     return min(sizes) if sizes else float("inf")
 
 
-@torch.inference_mode()
 def prefill(model, cache_kw: str, prompts: list[list[int]], pad_id: int, device):
     """One forward over left-padded `prompts` (sorted by length, ascending); returns the new
     cache, the padding mask and each row's last-position logits."""
@@ -58,7 +59,6 @@ def prefill(model, cache_kw: str, prompts: list[list[int]], pad_id: int, device)
     return getattr(out, cache_kw), mask, out.logits[:, -1, :]
 
 
-@torch.inference_mode()
 def decode(model, cache_kw: str, batch: KVBatch, last: list[int], device) -> torch.Tensor:
     """One decode step for every row of `batch` (`last`: each row's newest token); logits."""
     ids = torch.tensor(last, dtype=torch.long, device=device)[:, None]
@@ -84,7 +84,6 @@ class Pick:
     top: tuple[tuple[int, float], ...]
 
 
-@torch.inference_mode()
 def read_step(
     logits: torch.Tensor,
     temperatures: list[float],
