@@ -74,9 +74,7 @@ def test_demo_command_runs_a_whole_subnet(tmp_path, tiny_experts):
             )
             # A short run may finish (and stop its chain) while `dmoe status` is still starting
             # on a busy machine; the view is only judged when the localnet was still there.
-            if st.returncode != 0 and proc.poll() is not None:
-                pass
-            else:
+            if st.returncode == 0 or proc.poll() is None:
                 assert st.returncode == 0, st.stderr
                 view = json.loads(st.stdout)
                 assert {r["role"] for r in view["rows"]} >= {"owner", "validator", "miner"}
