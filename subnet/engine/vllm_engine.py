@@ -205,7 +205,11 @@ class VLLMEngine:
             self._llm = await asyncio.wait_for(
                 asyncio.shield(building), self.options.start_timeout_s
             )
+            # vLLM skips its own warm-up on CPU: a model its kernels cannot run would only fail
+            # (and kill the engine core) on the first request. One short request fails it here.
+            await asyncio.wait_for(self._warm_up(), self.options.start_timeout_s)
         except BaseException as err:
+            self._llm = None
             await self._abandon(building, before)
             if isinstance(err, TimeoutError):
                 raise EngineUnavailable(
@@ -225,6 +229,17 @@ class VLLMEngine:
             len(self._procs),
             [p.pid for p in self._procs],
         )
+
+    async def _warm_up(self) -> None:
+        """Prefill, decode and prompt logprobs once, on the tokens of a short text."""
+        assert self._vllm is not None
+        ids = encode_prompt(self.tokenizer, GenerateRequest(prompt="Hello, world", max_tokens=2))
+        params = self._vllm.SamplingParams(
+            max_tokens=2, temperature=0.0, prompt_logprobs=1, detokenize=False
+        )
+        async with contextlib.aclosing(self._stream(ids, params)) as outputs:
+            async for _ in outputs:
+                pass
 
     async def _abandon(self, building: asyncio.Future, before: set[int]) -> None:
         """Undo a start that failed or ran out of time. The constructor cannot be interrupted:

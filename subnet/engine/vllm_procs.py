@@ -58,7 +58,7 @@ def end(procs: list, grace_s: float = 5.0) -> list[int]:
     if left:
         psutil.wait_procs(left, timeout=grace_s)
     if alive:
-        log.warning("ended %d leftover vLLM process(es): %s", len(alive), [p.pid for p in alive])
+        log.info("ended %d leftover vLLM process(es): %s", len(alive), [p.pid for p in alive])
     return [p.pid for p in alive]
 
 
