@@ -15,8 +15,9 @@ and tokens out, on the miner's event loop:
 - cancellation: `handle.cancel()` (the client left) cancels the request's task, which aborts it
   in vLLM at once.
 
-Every await on vLLM has a timeout. `start`, `stop` and a failed start end every process the
-engine spawned (`vllm_procs`), so nothing outlives the miner's `stop()` or its SIGTERM.
+Every await on vLLM has a timeout. `stop` and a failed start end every process the engine
+spawned (`vllm_procs`); a watchdog process (`vllm_reaper`) ends them if this process dies
+without stopping the engine (SIGKILL, OOM killer): vLLM's engine core outlives its parent.
 Weights are loaded by vLLM alone: `load_expert_meta` gives the miner what it needs without them.
 """
 
@@ -61,6 +62,7 @@ from subnet.engine.loading import (
 from subnet.engine.prompt import encode_prompt
 from subnet.engine.sequence import Seq
 from subnet.engine.vllm_mapping import LOGPROBS_MODE, sampling_fields, score_response, token_logprob
+from subnet.engine.vllm_reaper import Reaper
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,7 @@ class VLLMEngine:
         self._llm: Any = None  # vllm AsyncLLM once started
         self._vllm: SimpleNamespace | None = None  # the vLLM names used per request
         self._procs: list = []  # the processes this engine spawned (psutil.Process)
+        self._reaper = Reaper()  # ends them if this process dies without stopping the engine
         self._accepting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight = 0  # generations submitted and not finished
@@ -199,6 +202,7 @@ class VLLMEngine:
             raise EngineUnavailable(f"{INSTALL_HINT} ({err})") from err
         build = functools.partial(self._vllm.build, self._engine_args())
         self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._reaper.start)  # first: it is no process of vLLM's
         before = await asyncio.to_thread(vllm_procs.descendants)
         building = asyncio.ensure_future(asyncio.to_thread(build))
         try:
@@ -211,6 +215,7 @@ class VLLMEngine:
         except BaseException as err:
             self._llm = None
             await self._abandon(building, before)
+            await asyncio.to_thread(self._reaper.stop)
             if isinstance(err, TimeoutError):
                 raise EngineUnavailable(
                     f"vLLM did not start within {self.options.start_timeout_s:.0f} s"
@@ -297,6 +302,7 @@ class VLLMEngine:
                 log.warning("vLLM shutdown failed (%s); ending its processes", err)
         await asyncio.to_thread(vllm_procs.end, self._procs)
         self._procs = []
+        await asyncio.to_thread(self._reaper.stop)
 
     # --- requests (event loop)
     def _check_running(self) -> None:

@@ -182,3 +182,28 @@ async def test_sigterm_while_vllm_starts_leaves_no_process(subnet, wallet_dir, t
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_sigkill_of_the_miner_leaves_no_vllm_process(subnet, wallet_dir, tmp_path):
+    """vLLM's engine core outlives a killed parent; the engine's reaper ends it."""
+    import psutil
+
+    log = tmp_path / "miner.log"
+    proc, _ = await spawn_miner(subnet, wallet_dir, log)
+    try:
+        await wait_for(
+            lambda: b"dmoe miner serving" in log.read_bytes() or proc.returncode is not None,
+            START_TIMEOUT_S,
+            "the miner to serve",
+        )
+        procs = family(proc.pid)
+        assert {"VLLM::EngineCore", "VLLM::Worker"} <= names(procs), log.read_text()[-3000:]
+        await asyncio.sleep(2.0)  # the reaper notes them once a second
+        proc.kill()
+        await proc.wait()
+        gone, alive = psutil.wait_procs(procs, timeout=30)
+        assert alive == [], [(p.pid, names([p])) for p in alive]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
