@@ -41,7 +41,7 @@ async def run(config: MinerConfig) -> int:
 
     from subnet.engine.experts import CARD_FILE, build_tiny_experts
     from subnet.engine.loading import ExpertLoadError
-    from subnet.engine.vllm_engine import EngineUnavailable
+    from subnet.engine.vllm_setup import EngineUnavailable
     from subnet.miner.chain import ChainCallFailed, NotRegistered
     from subnet.miner.server import MinerServer
 

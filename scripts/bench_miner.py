@@ -346,7 +346,8 @@ async def main_async(args) -> dict:
 
 def vllm_engine(args, path: Path, max_batch: int):
     """The vLLM engine of the vllm columns (started by the miner server that serves it)."""
-    from subnet.engine.vllm_engine import VLLMEngine, VLLMOptions, load_expert_meta
+    from subnet.engine.vllm_engine import VLLMEngine, VLLMOptions
+    from subnet.engine.vllm_setup import load_expert_meta
 
     return VLLMEngine.create(
         load_expert_meta(path, device="cpu"),

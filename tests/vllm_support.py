@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from subnet.engine.vllm_engine import vllm_version
+from subnet.engine.vllm_setup import vllm_version
 from tests.fixtures_experts import EXPERTS_DIR
 
 HD32_DIR = EXPERTS_DIR.with_name(EXPERTS_DIR.name + "-hd32")

@@ -35,7 +35,8 @@ their first token is sent before the next decode step.
 The vLLM backend (`dmoe miner --engine vllm`; GPU `pip install 'dmoe[vllm]'`, CPU
 `bash scripts/setup_vllm.sh`) implements the same `Engine` protocol:
     vllm_engine.py   VLLMEngine: AsyncLLM in its own processes, raw logprobs, the reference
-                     bookkeeping of sequence.py for text / stop / EOS; load_expert_meta (no weights)
+                     bookkeeping of sequence.py for text / stop / EOS
+    vllm_setup.py    vllm_version() (installed?), load_expert_meta (the expert without weights)
     vllm_mapping.py  pure request -> SamplingParams and vLLM logprobs -> protocol translations
     vllm_procs.py    the processes vLLM spawned, ended by pid; vllm_reaper.py ends them if the
                      miner dies without stopping the engine

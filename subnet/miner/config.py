@@ -191,7 +191,7 @@ def check_engine(args: argparse.Namespace) -> None:
     if args.engine == "hf" and (args.tensor_parallel_size != 1 or args.kv_cache_gib is not None):
         raise ConfigError("--tensor-parallel-size and --kv-cache-gib need --engine vllm")
     if args.engine == "vllm":
-        from subnet.engine.vllm_engine import INSTALL_HINT, vllm_version
+        from subnet.engine.vllm_setup import INSTALL_HINT, vllm_version
 
         if vllm_version() is None:
             raise ConfigError(f"--engine vllm: {INSTALL_HINT}")

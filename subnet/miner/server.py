@@ -33,7 +33,7 @@ def load_for(ec: EngineConfig) -> LoadedExpert:
     """The expert as the chosen engine needs it: vLLM loads the weights in its own process, so
     this one keeps only the tokenizer, the card and the end-of-sequence set."""
     if ec.engine == "vllm":
-        from subnet.engine.vllm_engine import load_expert_meta
+        from subnet.engine.vllm_setup import load_expert_meta
 
         return load_expert_meta(
             ec.expert, revision=ec.revision, device=ec.device, domains=ec.domains or None

@@ -46,7 +46,8 @@ def experts():
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def engines(experts):
-    from subnet.engine.vllm_engine import VLLMEngine, load_expert_meta
+    from subnet.engine.vllm_engine import VLLMEngine
+    from subnet.engine.vllm_setup import load_expert_meta
 
     paths, hf_expert = experts
     meta = load_expert_meta(paths["math"], device="cpu")

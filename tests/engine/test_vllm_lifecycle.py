@@ -13,7 +13,8 @@ import pytest
 from protocol import GenerateRequest
 from subnet.engine import vllm_procs
 from subnet.engine.base import EngineStopped
-from subnet.engine.vllm_engine import EngineUnavailable, VLLMEngine, VLLMOptions, load_expert_meta
+from subnet.engine.vllm_engine import VLLMEngine, VLLMOptions
+from subnet.engine.vllm_setup import EngineUnavailable, load_expert_meta
 from tests.vllm_support import hd32_experts, needs_vllm
 
 pytestmark = needs_vllm
