@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -56,6 +57,7 @@ async def _serve(config: MinerConfig, wallet, client) -> int:
 
     from subnet.engine.experts import CARD_FILE, build_tiny_experts
     from subnet.engine.loading import ExpertLoadError
+    from subnet.engine.vllm_setup import EngineUnavailable
     from subnet.miner.chain import ChainCallFailed, NotRegistered
     from subnet.miner.server import MinerServer
 
@@ -72,18 +74,43 @@ async def _serve(config: MinerConfig, wallet, client) -> int:
     except ExpertLoadError as err:
         print(f"dmoe miner: {err}", file=sys.stderr)
         return 2
-    try:
-        await server.start()
-    except (NotRegistered, ChainCallFailed, bt.ChainError, OSError, TimeoutError) as err:
-        print(f"dmoe miner: cannot start: {err}", file=sys.stderr)
-        await server.stop()
-        return 1
+    # Signals count from here: a vLLM engine takes minutes to load on a GPU, and a SIGTERM
+    # meanwhile must still end its processes (they outlive a killed parent).
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"dmoe miner serving {server.engine.card.model_id} on {server.url}", flush=True)
-    await stop.wait()
-    log.info("shutting down: draining in-flight requests")
+    try:
+        started = await _unless_stopped(server.start(), stop)
+    except (
+        NotRegistered,
+        ChainCallFailed,
+        bt.ChainError,
+        EngineUnavailable,
+        OSError,
+        TimeoutError,
+    ) as err:
+        print(f"dmoe miner: cannot start: {err}", file=sys.stderr)
+        await server.stop()
+        return 1
+    if started:
+        print(f"dmoe miner serving {server.engine.card.model_id} on {server.url}", flush=True)
+        await stop.wait()
+        log.info("shutting down: draining in-flight requests")
     await server.stop()
     return 0
+
+
+async def _unless_stopped(work, stop: asyncio.Event) -> bool:
+    """Await `work` unless `stop` is set first (then cancel it); True when it ran to its end."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if task.done():
+        task.result()  # its error, if any
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False

@@ -1,6 +1,7 @@
-"""Benchmark the miner: continuous batching vs a naive miner vs static-batch `generate`.
+"""Benchmark the miner: continuous batching vs a naive miner vs static-batch `generate` (+ vLLM).
 
     .venv/bin/python scripts/bench_miner.py [--experts-dir DIR] [--levels 1,8,32,64] [--quick]
+    .venv-vllm/bin/python scripts/bench_miner.py --vllm ...   # + the vLLM columns, same run
 
 On the default tiny `code` expert (built if missing), at each concurrency level C:
 - engine: C closed-loop clients on HFEngine in process (`rounds` requests each), arriving as a
@@ -10,7 +11,11 @@ On the default tiny `code` expert (built if missing), at each concurrency level 
           server's event-loop CPU per 1,000 tokens streamed (`--stream-interval-ms` sets how
           often a stream's tokens go out, as the miner's flag does);
 - naive:  one `model.generate` per request under a lock, C clients at once (one request each);
-- static: `model.generate` on one left-padded batch of C prompts (the backend's ceiling).
+- static: `model.generate` on one left-padded batch of C prompts (the backend's ceiling);
+- vllm, vllm-miner (`--vllm`, in the environment of scripts/setup_vllm.sh): the same closed
+          loops on VLLMEngine in process and through a miner server serving it (one engine for
+          both; vLLM's engine core and worker are processes of their own, its worker on one
+          bound core), float32 like the rest, on the same expert and prompts.
 Every request asks for `--max-tokens` new tokens (the tiny experts never emit EOS). All paths use
 one torch thread (the engine's CPU default). Reports aggregate tokens/s and p50/p99 time to
 first token; writes bench_results/bench_miner.json. Targets at C=32: engine >= 10x naive,
@@ -44,6 +49,8 @@ from subnet.engine.experts import build_tiny_experts  # noqa: E402
 from subnet.engine.hf import HFEngine  # noqa: E402
 from subnet.engine.loading import load_expert  # noqa: E402
 from subnet.engine.prompt import encode_prompt  # noqa: E402
+
+PATHS = ("engine", "miner", "static", "naive", "vllm", "vllm-miner")
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -175,7 +182,9 @@ def engine_call(engine, max_tokens: int):
     return call
 
 
-async def with_miner(expert, max_batch: int, fn, stream_interval_ms: float = 40.0):
+async def with_miner(expert, max_batch: int, fn, stream_interval_ms: float = 40.0, engine=None):
+    """Run `fn(remote)` against a miner server serving `expert` (or `engine`, started by the
+    server); `remote(...)` loads it from a client process."""
     import bittensor as bt
 
     from subnet.config import AxonConfig, CommonConfig, LoggingConfig, SubtensorConfig, WalletConfig
@@ -186,8 +195,9 @@ async def with_miner(expert, max_batch: int, fn, stream_interval_ms: float = 40.
     wallets = {}
     for name in ("miner", "validator"):
         w = bt.Wallet(name, "default", path=str(_TMP / "wallets"))
-        w.create_new_coldkey(use_password=False, suppress=True, overwrite=True)
-        w.create_new_hotkey(use_password=False, suppress=True, overwrite=True)
+        if not w.hotkey_file.exists_on_device():  # made once: every server admits one client
+            w.create_new_coldkey(use_password=False, suppress=True, overwrite=True)
+            w.create_new_hotkey(use_password=False, suppress=True, overwrite=True)
         wallets[name] = w
     snap = MetagraphSnapshot(1, {wallets["validator"].hotkey.ss58_address: Peer(1, 1e6, True)})
     config = MinerConfig(
@@ -202,7 +212,10 @@ async def with_miner(expert, max_batch: int, fn, stream_interval_ms: float = 40.
         ),
         server=ServerConfig(policy=AdmissionPolicy(total_tokens_per_s=1e9)),
     )
-    server = MinerServer.create(config, wallet=wallets["miner"], expert=expert, snapshot=snap)
+    if engine is None:
+        server = MinerServer.create(config, wallet=wallets["miner"], expert=expert, snapshot=snap)
+    else:
+        server = MinerServer(config, engine, wallets["miner"], snapshot=snap)
     await server.start()
 
     async def remote(c: int, rounds: int, max_tokens: int, steady: bool, n_texts: int) -> dict:
@@ -278,8 +291,9 @@ async def main_async(args) -> dict:
     )
     await engine.start()
     await closed_loop(engine_call(engine, 4), texts, 2, 1, steady=False)  # warm up
+    vllm = vllm_engine(args, paths["code"], max_batch) if args.vllm else None
 
-    async def all_levels(remote):
+    async def all_levels(remote, vremote=None):
         # Paths run back to back per level so that they see the same background load.
         # With --repeat N each (level, path) keeps its best of N runs: on a shared CPU the best
         # run is the one least disturbed by other work.
@@ -301,6 +315,13 @@ async def main_async(args) -> dict:
                     ),
                     "naive": lambda n=naive_n: run_naive(expert, texts[:n], args.max_tokens),
                 }
+                if vllm is not None:
+                    runs["vllm"] = lambda c=c, r=rounds: closed_loop(
+                        engine_call(vllm, args.max_tokens), texts, c, r, args.steady
+                    )
+                    runs["vllm-miner"] = lambda c=c, r=rounds: vremote(
+                        c, r, args.max_tokens, args.steady, len(texts)
+                    )
                 for path, run in runs.items():
                     r = await run()
                     r["loadavg"] = os.getloadavg()[0]
@@ -309,9 +330,33 @@ async def main_async(args) -> dict:
                 print(f"repeat {rep} C={c} " + ", ".join(
                     f"{p} {row[p]['tokens_per_s']:.0f} tok/s" for p in runs), flush=True)  # fmt: skip
 
-    await with_miner(expert, max_batch, all_levels, args.stream_interval_ms)
+    async def with_vllm_miner(remote):
+        if vllm is None:
+            return await all_levels(remote)
+
+        async def serve(vremote):  # the server has started the vLLM engine
+            await closed_loop(engine_call(vllm, 4), texts, 2, 1, steady=False)  # warm up
+            return await all_levels(remote, vremote)
+
+        return await with_miner(expert, max_batch, serve, args.stream_interval_ms, engine=vllm)
+
+    await with_miner(expert, max_batch, with_vllm_miner, args.stream_interval_ms)
     await engine.stop()
     return results
+
+
+def vllm_engine(args, path: Path, max_batch: int):
+    """The vLLM engine of the vllm columns (started by the miner server that serves it)."""
+    from subnet.engine.vllm_engine import VLLMEngine, VLLMOptions
+    from subnet.engine.vllm_setup import load_expert_meta
+
+    return VLLMEngine.create(
+        load_expert_meta(path, device="cpu"),
+        max_batch=max_batch,
+        max_queue=1024,
+        stream_interval_s=args.stream_interval_ms / 1000.0,
+        options=VLLMOptions(dtype="float32"),
+    )
 
 
 def report(results: dict, args) -> dict:
@@ -327,7 +372,7 @@ def report(results: dict, args) -> dict:
     for col in cols:
         table.add_column(col, justify="right")
     for c, row in results.items():
-        for path in ("engine", "miner", "static", "naive"):
+        for path in (p for p in PATHS if p in row):
             r = row[path]
             loop = f"{r['loop_ms_per_1k_tokens']:.0f}" if "loop_ms_per_1k_tokens" in r else "-"
             table.add_row(c, path, f"{r['tokens_per_s']:.0f}", f"{r['ttft_p50_ms']:.1f}",
@@ -346,6 +391,12 @@ def report(results: dict, args) -> dict:
             "miner_ttft_p50_vs_idle": r["miner"]["ttft_p50_ms"]
             / results[min(results, key=int)]["miner"]["ttft_p50_ms"],
         }
+        if "vllm" in r:
+            summary |= {
+                "vllm_vs_static": r["vllm"]["tokens_per_s"] / r["static"]["tokens_per_s"],
+                "vllm_vs_engine": r["vllm"]["tokens_per_s"] / r["engine"]["tokens_per_s"],
+                "vllm_miner_vs_miner": r["vllm-miner"]["tokens_per_s"] / r["miner"]["tokens_per_s"],
+            }
         print("at C=32: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items()))
         print("targets: vs_naive >= 10, vs_static >= 0.8, ttft_p50_vs_idle < 2")
     return summary
@@ -358,7 +409,7 @@ def main() -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--experts-dir", default="~/.dmoe/experts")
-    p.add_argument("--size", default="default", choices=["default", "test"])
+    p.add_argument("--size", default="default", choices=["default", "test", "test-hd32"])
     p.add_argument("--levels", default="1,8,32,64")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--max-tokens", type=int, default=64)
@@ -370,13 +421,17 @@ def main() -> int:
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto (as the miner's flag)")
     p.add_argument("--dtype", default="auto", help="auto (float32 on CPU, bfloat16 on GPU), ...")
     p.add_argument("--quick", action="store_true", help="levels 1,8 and 16 tokens (smoke)")
+    p.add_argument(
+        "--vllm", action="store_true", help="add the vLLM columns (needs scripts/setup_vllm.sh)"
+    )
     args = p.parse_args()
     if args.quick:
         args.levels, args.max_tokens, args.rounds = "1,8", 16, 2
     t0 = time.time()
     results = asyncio.run(main_async(args))
     summary = report(results, args)
-    out = ROOT / "bench_results" / ("bench_miner.json" if args.steady else "bench_miner_burst.json")
+    name = "bench_miner" + ("_vllm" if args.vllm else "") + ("" if args.steady else "_burst")
+    out = ROOT / "bench_results" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
     load = os.getloadavg()
     out.write_text(json.dumps({"args": vars(args), "results": results, "summary": summary,

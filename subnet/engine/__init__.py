@@ -40,9 +40,12 @@ Cache layers grow in place with doubling headroom (27% faster decode steps than 
 concatenating DynamicCache at batch 32). Newcomers are prefilled one at a time, unpadded, and
 their first token is sent before the next decode step.
 
-A vLLM backend (miners on real GPUs; `pip install dmoe[vllm]`) implements the same `Engine`
-protocol, see `subnet.engine.base`: submit -> AsyncLLMEngine.generate with SamplingParams built
-from the request (prompt ids from encode_prompt, raw logprobs), chunks pushed to the
-GenerationHandle; score -> score_batch on an HF copy (or prompt_logprobs); the miner server
-needs nothing else. It is not built here: no GPU was lent to measure it.
+The vLLM backend (`dmoe miner --engine vllm`; GPU `pip install 'dmoe[vllm]'`, CPU
+`bash scripts/setup_vllm.sh`) implements the same `Engine` protocol:
+    vllm_engine.py   VLLMEngine: AsyncLLM in its own processes, raw logprobs, the reference
+                     bookkeeping of sequence.py for text / stop / EOS
+    vllm_setup.py    vllm_version() (installed?), load_expert_meta (the expert without weights)
+    vllm_mapping.py  pure request -> SamplingParams and vLLM logprobs -> protocol translations
+    vllm_procs.py    the processes vLLM spawned, ended by pid; vllm_reaper.py ends them if the
+                     miner dies without stopping the engine
 """

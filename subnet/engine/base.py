@@ -14,13 +14,8 @@ An engine owns one model and batches requests from many callers:
 `engine.generate(req)` is the same as iterating `engine.submit(req)`; `engine.complete(req)`
 returns only the final GenerateResponse.
 
-Plugging in vLLM (for miners on real GPUs): implement the same five members. `submit` maps the
-request to `SamplingParams(temperature, top_p, seed, max_tokens, stop, logprobs=top_logprobs or 1)`
-on the prompt ids from `subnet.engine.prompt.encode_prompt`, and feeds `AsyncLLMEngine.generate`'s
-deltas into a `GenerationHandle` (its `push`/`finish` are thread-safe); `score` uses
-`prompt_logprobs` or, to match validators bit for bit, `subnet.engine.scoring.score_batch` on an
-HF copy; `queue_depth`/`active` come from the scheduler stats. vLLM's logprobs must be requested
-as raw (unprocessed) log-probabilities so they compare with `score_batch`.
+`subnet.engine.vllm_engine.VLLMEngine` implements the same members on vLLM (its logprobs raw,
+like `score_batch`'s; text, stops and finish reasons from the same `sequence.Seq` bookkeeping).
 """
 
 from __future__ import annotations

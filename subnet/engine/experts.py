@@ -82,6 +82,21 @@ RECIPES = {
         lr=5e-3,
         corpus_chars=60_000,
     ),
+    # The test size with 32-wide attention heads: vLLM's CPU attention kernels take head sizes
+    # of 32, 64, 80, ... only (the "test" size's are 12 wide). For the vLLM backend's tests.
+    "test-hd32": Recipe(
+        vocab_size=384,
+        hidden=64,
+        layers=2,
+        heads=2,
+        intermediate=128,
+        max_context=512,
+        seq_len=64,
+        batch=8,
+        steps=40,
+        lr=5e-3,
+        corpus_chars=60_000,
+    ),
 }
 
 

