@@ -24,6 +24,9 @@ from subnet.validator.derive import TextStream
 # Token strings cached per tokenizer, at most (then the cache starts over): a decode costs
 # 5-15 µs, and the same alternatives come back in answer after answer.
 MAX_CACHED = 1 << 16
+# A chosen token's logprob and its alternatives come from one log-softmax row, so they agree;
+# the verifier's own tolerance for claimed logprobs (subnet.validator.verify) bounds the slack.
+AGREE_TOL = 0.05
 
 
 @dataclass(frozen=True)
@@ -158,3 +161,17 @@ def check(
             raise ProtocolError(
                 "a top logprob names a token outside the vocabulary", code="bad_reply"
             )
+        if lp.top and not _agrees(lp):
+            raise ProtocolError(
+                "top logprobs contradict the chosen token's logprob", code="bad_reply"
+            )
+
+
+def _agrees(lp: TokenLogprob) -> bool:
+    """The alternatives are not verified against the reference like the chosen token's logprob
+    is; they must at least agree with it: the same value where the chosen token is among them,
+    else none less likely than it (they are the likeliest tokens)."""
+    same = [v for a, v in lp.top if a == lp.token_id]
+    if same:
+        return all(abs(v - lp.logprob) <= AGREE_TOL for v in same)
+    return lp.logprob <= min(v for _, v in lp.top) + AGREE_TOL

@@ -140,6 +140,8 @@ def test_alternatives_read_as_in_the_text(by_domain):
         [TokenLogprob(7, -1.0, ((7, -1.0), (8, -2.0)))],  # names another token
         [TokenLogprob(5, -1.0, ((5, -1.0),))],  # fewer alternatives than asked
         [TokenLogprob(5, -1.0, ((5, -1.0), (10**6, -2.0)))],  # outside the vocabulary
+        [TokenLogprob(5, -1.5, ((6, -1.0), (7, -2.0)))],  # likelier than an alternative
+        [TokenLogprob(5, -1.0, ((5, -0.5), (6, -2.0)))],  # two values for one token
     ],
 )
 def test_claims_that_do_not_line_up_are_refused(by_domain, lps):
