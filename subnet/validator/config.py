@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from subnet.config import CommonConfig, ConfigError, add_common_args, common_from_args
+from subnet.validator.apikeys import KeyFileError, read_keys_file
 from subnet.validator.router import RouterConfig
 from subnet.validator.sampling import SamplingConfig
 from subnet.validator.scoring import ScoringConfig
@@ -39,6 +40,10 @@ class GatewayConfig:
     port: int | None = None  # --gateway.port; None = no gateway
     host: str = "127.0.0.1"  # --gateway.host
     api_keys: tuple[str, ...] = ()  # --gateway.api_keys (comma list) / DMOE_API_KEYS
+    # --gateway.api_keys_file / DMOE_API_KEYS_FILE: one key (and optional label) per line,
+    # re-read when it changes (see subnet.validator.apikeys); keys stay out of the process list.
+    api_keys_file: Path | None = None
+    api_keys_reload_s: float = 5.0  # how often the key file's mtime is checked, at most
     requests_per_minute: float = 60.0  # per key
     burst: int = 10  # requests a key may send at once before the rate applies
     max_body_bytes: int = 1 << 20
@@ -101,7 +106,15 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
         "--gateway.api_keys",
         dest="gateway_api_keys",
         default=None,
-        help="comma-separated API keys (env DMOE_API_KEYS)",
+        help="comma-separated API keys (env DMOE_API_KEYS); visible in the process list, so "
+        "prefer --gateway.api_keys_file outside localnets",
+    )
+    g.add_argument(
+        "--gateway.api_keys_file",
+        dest="gateway_api_keys_file",
+        default=None,
+        help="file of API keys, one 'KEY [LABEL]' a line, reloaded when it changes "
+        "(env DMOE_API_KEYS_FILE)",
     )
     g.add_argument("--gateway.rpm", dest="gateway_rpm", type=float, default=None)
     g.add_argument(
@@ -146,9 +159,18 @@ def validator_config_from_args(
         raise ConfigError(f"--gateway.port must be in [0, 65535], got {args.gateway_port}")
     keys_raw = args.gateway_api_keys or env.get("DMOE_API_KEYS", "")
     keys = tuple(k.strip() for k in keys_raw.split(",") if k.strip())
-    if args.gateway_port is not None and not keys:
+    keys_file_raw = args.gateway_api_keys_file or env.get("DMOE_API_KEYS_FILE")
+    keys_file = Path(keys_file_raw).expanduser() if keys_file_raw else None
+    from_file = 0
+    if keys_file is not None:
+        try:
+            from_file = len(read_keys_file(keys_file))
+        except KeyFileError as err:
+            raise ConfigError(f"--gateway.api_keys_file: {err}") from None
+    if args.gateway_port is not None and not keys and not from_file:
         raise ConfigError(
-            "--gateway.port needs API keys: --gateway.api_keys K1,K2 or DMOE_API_KEYS"
+            "--gateway.port needs API keys: --gateway.api_keys_file FILE (one key a line), "
+            "DMOE_API_KEYS_FILE, --gateway.api_keys K1,K2 or DMOE_API_KEYS"
         )
     experts = Path(args.experts_dir).expanduser() if args.experts_dir else None
     if experts is not None and not experts.is_dir():
@@ -178,6 +200,7 @@ def validator_config_from_args(
         port=args.gateway_port,
         host=args.gateway_host or "127.0.0.1",
         api_keys=keys,
+        api_keys_file=keys_file,
         requests_per_minute=args.gateway_rpm or GatewayConfig.requests_per_minute,
         verify_share=GatewayConfig.verify_share if share is None else share,
     )

@@ -1,18 +1,22 @@
 """OpenAI-compatible gateway on the validator: the whole network as one model for ordinary users.
 
 `POST /v1/chat/completions`, `POST /v1/completions` (stream or not; SSE ends with
-`data: [DONE]`) and `GET /v1/models`. Bearer API keys, a token bucket per key (429 with
-Retry-After). Each request's domain (see `openai_format`) picks the experts in order of measured
-fit, and the router the miners serving them; the first gets the request, a backup is sent if no
-token arrives within the hedge delay (the loser is cancelled), and a miner dying mid-answer is
-replaced by the next one, which continues from the text already sent.
+`data: [DONE]`; a usage chunk when `stream_options.include_usage`) and `GET /v1/models`. Fields
+are honoured or refused with a 400 naming them before any miner is asked (`oai_fields`); every
+error has OpenAI's shape (`oai_errors`). Bearer API keys from the flag, the environment or a
+reloaded file, each with a token bucket (429 with Retry-After) and its own counters in
+`/metrics` (`apikeys`). Each request's domain (see `openai_format`) picks the experts in order of
+measured fit, and the router the miners serving them; the first gets the request, a backup is
+sent if no token arrives within the hedge delay (the loser is cancelled), and a miner dying
+mid-answer is replaced by the next one, which continues from the text already sent.
 
 Users receive only text derived from the streamed token ids with the reference tokenizer
 (`derive.TextStream`), never a miner's own text, and nothing past the end an honest engine would
-stop at. A share of organic answers (`verify_share`) is verified like synthetic tasks; the final
-answer must be exactly the tokens that were streamed. Every outcome goes to the ledger: a failed
-verification is a strike and a ban, a refusal within our share counts as one, a completed answer
-clears only transport failures — never a cheat ban, and never before its verification has run.
+stop at; logprobs, when asked, are those of exactly these tokens (`oai_logprobs`). A share of
+organic answers (`verify_share`) is verified like synthetic tasks; the final answer must be
+exactly the tokens that were streamed. Every outcome goes to the ledger: a failed verification
+is a strike and a ban, a refusal within our share counts as one, a completed answer clears only
+transport failures — never a cheat ban, and never before its verification has run.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from aiohttp import web
 from protocol import GenerateChunk, GenerateRequest, GenerateResponse, ProtocolError, decode_json
 from subnet.engine.prompt import encode_prompt
 from subnet.miner.client import MinerError, generate_stream
-from subnet.net import error_response
 from subnet.validator import openai_format as oai
 from subnet.validator import router, scoring
+from subnet.validator.apikeys import ApiKeys
 from subnet.validator.config import GatewayConfig
 from subnet.validator.derive import TextStream
+from subnet.validator.oai_errors import from_http_exception, oai_error
+from subnet.validator.oai_logprobs import Logprobs, feed
 from subnet.validator.query import Assembly
 from subnet.validator.tasks import DOMAINS
 from subnet.validator.verifier import Item
@@ -49,27 +55,8 @@ log = logging.getLogger(__name__)
 UPSTREAM_ERRORS = (MinerError, ProtocolError, aiohttp.ClientError, TimeoutError, ValueError)
 
 
-class KeyBuckets:
-    """Per-key token buckets: `burst` requests at once, refilled at `rpm` per minute."""
-
-    def __init__(self, keys: tuple[str, ...], rpm: float, burst: int):
-        self.rate = rpm / 60.0
-        self.burst = float(burst)
-        self._state = {k: (self.burst, time.monotonic()) for k in keys}
-
-    def known(self, key: str) -> bool:
-        return key in self._state
-
-    def take(self, key: str) -> float:
-        """0 if admitted, else seconds until a request would be."""
-        tokens, at = self._state[key]
-        now = time.monotonic()
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens >= 1.0:
-            self._state[key] = (tokens - 1.0, now)
-            return 0.0
-        self._state[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate if self.rate > 0 else 3600.0
+# Where a request's API key label is kept for the metrics middleware.
+KEY_LABEL = web.RequestKey("dmoe_key_label", str)
 
 
 class Gateway:
@@ -78,7 +65,7 @@ class Gateway:
         self.ledger = validator.ledger
         self.cfg = cfg
         self.router_cfg = router_cfg
-        self.keys = KeyBuckets(cfg.api_keys, cfg.requests_per_minute, cfg.burst)
+        self.keys = ApiKeys.create(cfg)
         self.rng = random.Random()
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -115,21 +102,28 @@ class Gateway:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            self.v.metrics.gateway.labels(path=_path_label(request), status=str(exc.status)).inc()
-            raise
-        self.v.metrics.gateway.labels(path=_path_label(request), status=str(response.status)).inc()
+            if exc.status < 400:
+                raise
+            response = from_http_exception(exc, request)  # 404, 405, 413 in OpenAI's shape
+        status = str(response.status)
+        self.v.metrics.gateway.labels(path=_path_label(request), status=status).inc()
+        label = request.get(KEY_LABEL)
+        if label is not None:
+            self.v.metrics.key_requests.labels(key=label, status=status).inc()
         return response
 
     # --- handlers
     def _auth(self, request: web.Request) -> web.Response | None:
         header = request.headers.get("Authorization", "")
         key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if not key or not self.keys.known(key):
-            return error_response(401, "invalid_api_key", "missing or unknown API key (Bearer)")
+        label = self.keys.label(key) if key else None
+        if label is None:
+            return oai_error(401, "invalid_api_key", "missing or unknown API key (Bearer)")
+        request[KEY_LABEL] = label
         wait = self.keys.take(key)
         if wait > 0:
-            return error_response(
-                429, "rate_limited", "too many requests for this API key", retry_after=wait
+            return oai_error(
+                429, "rate_limit_exceeded", "too many requests for this API key", retry_after=wait
             )
         return None
 
@@ -159,56 +153,58 @@ class Gateway:
         try:
             raw = await request.read()
             body = decode_json(raw, max_bytes=self.cfg.max_body_bytes)
-            req = oai.to_generate(body, chat=chat, max_tokens_cap=self.cfg.max_tokens_cap)
+            ask = oai.parse(body, chat=chat, max_tokens_cap=self.cfg.max_tokens_cap)
         except web.HTTPRequestEntityTooLarge:
-            return error_response(413, "body_too_large", "request body too large")
+            return oai_error(413, "body_too_large", "request body too large")
         except ProtocolError as err:
             status = 413 if err.code == "body_too_large" else 400
-            return error_response(status, err.code, str(err), field=err.field)
+            return oai_error(status, err.code, str(err), param=err.field)
+        req = ask.req
         model = body.get("model") if isinstance(body.get("model"), str) else "auto"
         experts = {c.model_id: c.domains[0] for c in self._cards()}
         domain = oai.request_domain(model, req, experts)
         order = self._order(domain, model if model in experts else None)
         if not order:
-            return error_response(
+            return oai_error(
                 503, "no_miners", f"no miner can serve {domain!r} right now", retry_after=5
             )
-        cid = oai.new_id(chat)
-        stream = body.get("stream") is True
+        reply = oai.Reply(ask, chat=chat, model=model)
         resp: web.StreamResponse | None = None
-        pieces: list[str] = []
-        finish = "stop"
-        used = 0
-        usage_prompt = 0
-        served_by = -1
+        finish, usage_prompt, used, served_by = "stop", 0, 0, -1
+        top = ask.top_logprobs if ask.logprobs else None
         try:
-            async for kind, payload in self._generate(req, order):
+            async for kind, payload in self._generate(req, order, top):
                 if kind == "open":
                     served_by = payload
                 elif kind == "text":
-                    pieces.append(payload)
-                    if stream and payload:
+                    chunk = reply.add(*payload)
+                    if chunk is not None:
                         if resp is None:
                             resp = await self._open_sse(request, served_by)
-                        await _send(
-                            resp, oai.chunk(cid, model, chat, payload, None, len(pieces) == 1)
-                        )
+                        await _send(resp, chunk)
                 else:
                     finish, usage_prompt, used = payload
         except NoMinerLeft as err:
             if resp is None:
-                return error_response(502, "upstream_failed", str(err), retry_after=1)
-            finish = "stop"  # the stream already started: end it cleanly with what we have
-        if not stream:
+                return oai_error(502, "upstream_failed", str(err), retry_after=1)
+            finish, used = "stop", err.used  # the stream already started: end it cleanly
+        self._count_tokens(request, usage_prompt, used)
+        if not ask.stream:
             return web.json_response(
-                oai.completion(cid, model, chat, "".join(pieces), finish, usage_prompt, used),
+                reply.completion(finish, usage_prompt, used),
                 headers={"X-Dmoe-Uid": str(served_by)},
             )
         if resp is None:
             resp = await self._open_sse(request, served_by)
-        await _send(resp, oai.chunk(cid, model, chat, "", finish, not pieces))
+        for obj in reply.last_chunks(finish, usage_prompt, used):
+            await _send(resp, obj)
         await resp.write(b"data: [DONE]\n\n")
         return resp
+
+    def _count_tokens(self, request: web.Request, prompt: int, completion: int) -> None:
+        tokens = self.v.metrics.key_tokens
+        tokens.labels(key=request[KEY_LABEL], kind="prompt").inc(prompt)
+        tokens.labels(key=request[KEY_LABEL], kind="completion").inc(completion)
 
     async def _open_sse(self, request: web.Request, uid: int) -> web.StreamResponse:
         # X-Dmoe-Uid: the miner that started the answer (operators and tests read it).
@@ -246,9 +242,10 @@ class Gateway:
         )
 
     async def _generate(
-        self, req: GenerateRequest, order: list[int]
+        self, req: GenerateRequest, order: list[int], top: int | None = None
     ) -> AsyncIterator[tuple[str, object]]:
-        """("open", uid) per miner tried, ("text", str) pieces of derived text, then
+        """("open", uid) per miner tried, ("text", (str, [TokenInfo])) pieces of derived text
+        (with their tokens' logprobs when `top` is not None), then
         ("final", (openai finish reason, prompt tokens, completion tokens))."""
         queue = list(order)
         text_so_far = ""
@@ -261,24 +258,25 @@ class Gateway:
             uid, agen, first, claim = opened
             yield "open", uid
             derived = self._text_stream(uid, current)
+            lps = None if top is None else Logprobs(derived, top, len(text_so_far))
             streamed = Assembly()
             try:
                 item = first
                 while True:
                     if isinstance(item, GenerateChunk):
                         streamed.add(item)
-                        piece = derived.feed(item.token_ids)
-                        if piece:
-                            yield "text", piece
+                        out = feed(derived, lps, item.token_ids, item.logprobs)
+                        if out[0] or out[1]:
+                            yield "text", out
                     else:
                         assert isinstance(item, GenerateResponse)
-                        if not streamed.token_ids:  # everything came in the final event
-                            piece = derived.feed(item.token_ids)
-                            if piece:
-                                yield "text", piece
-                        piece = derived.finish()
-                        if piece:
-                            yield "text", piece
+                        # Everything may have come in the final event.
+                        ids = () if streamed.token_ids else item.token_ids
+                        text, tokens = feed(derived, lps, ids, item.logprobs[: len(ids)])
+                        text += derived.finish()
+                        tokens += lps.take(final=True) if lps is not None else []
+                        if text or tokens:
+                            yield "text", (text, tokens)
                         self.ledger.transport_success(uid)
                         self._after_answer(uid, current, item, streamed, organic=current is req)
                         n = len(derived.ids)
@@ -298,7 +296,7 @@ class Gateway:
                 claim.close()
                 with contextlib.suppress(*UPSTREAM_ERRORS, RuntimeError):
                     await agen.aclose()
-        raise NoMinerLeft("every selected miner failed")
+        raise NoMinerLeft("every selected miner failed", tokens_so_far)
 
     def _text_stream(self, uid: int, req: GenerateRequest) -> TextStream:
         expert = self.v.verifier.registry.get(self.ledger.expert(uid) or "")
@@ -423,7 +421,9 @@ class Refused(Exception):
 
 
 class NoMinerLeft(RuntimeError):
-    pass
+    def __init__(self, message: str, used: int = 0):
+        super().__init__(message)
+        self.used = used  # completion tokens already taken (a stream that started ends with them)
 
 
 async def _close_loser(task: asyncio.Task) -> None:

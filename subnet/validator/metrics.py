@@ -33,6 +33,19 @@ class ValidatorMetrics:
             ["path", "status"],
             registry=r,
         )
+        # Keys appear by label (a name from the key file, or sha256:<8 hex>), never themselves.
+        self.key_requests = Counter(
+            "dmoe_gateway_key_requests",
+            "gateway requests by API key label and status",
+            ["key", "status"],
+            registry=r,
+        )
+        self.key_tokens = Counter(
+            "dmoe_gateway_key_tokens",
+            "tokens served by API key label, prompt and completion",
+            ["key", "kind"],
+            registry=r,
+        )
 
     async def handler(self, request: web.Request) -> web.Response:
         return web.Response(

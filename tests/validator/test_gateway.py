@@ -111,16 +111,17 @@ async def test_rejects_bad_keys_malformed_bodies_and_over_limit(network):
         async with aiohttp.ClientSession() as s:
             auth = {"Authorization": f"Bearer {KEY}"}
             async with s.post(f"{url}/chat/completions", data=b"{not json", headers=auth) as r:
-                assert r.status == 400 and (await r.json())["error"] == "malformed_json"
+                assert r.status == 400 and (await r.json())["error"]["code"] == "malformed_json"
             body = {
                 "model": "auto",
                 "messages": [{"role": "user", "content": "hi"}],
                 "max_tokens": 10_000,
             }
             async with s.post(f"{url}/chat/completions", json=body, headers=auth) as r:
-                err = await r.json()
-                assert r.status == 400 and err["field"] == "max_tokens"
+                err = (await r.json())["error"]
+                assert r.status == 400 and err["param"] == "max_tokens"
             async with s.post(f"{url}/completions", json={"prompt": "x"}, headers=auth) as r:
                 assert r.status == 429 and "Retry-After" in r.headers  # burst of 2 spent
+                assert (await r.json())["error"]["code"] == "rate_limit_exceeded"
     finally:
         await gw.stop()
