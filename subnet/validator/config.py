@@ -30,9 +30,14 @@ class LoopConfig:
     # How long a step waits for its probes before verifying what has arrived; the rest are
     # verified by a later step. None = max(2 steps, 10 s).
     probe_wait_s: float | None = None
+    # A probe keeps its streams busy this long; the verified tokens that arrive within it are
+    # the miner's served throughput sample.
+    probe_window_s: float = 6.0
 
     def probe_wait(self, step_s: float) -> float:
-        return self.probe_wait_s if self.probe_wait_s is not None else max(2 * step_s, 10.0)
+        if self.probe_wait_s is not None:
+            return self.probe_wait_s
+        return max(2 * step_s, 10.0, self.probe_window_s + 4.0)
 
 
 @dataclass(frozen=True)

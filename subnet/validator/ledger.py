@@ -215,12 +215,13 @@ class Ledger:
         if within_share:
             self.record(uid, [scoring.Sample("refused")])
 
-    def skipped_probe(self, uid: int, n: int) -> bool:
+    def skipped_probe(self, uid: int, n: int, *, seconds: float) -> bool:
         """A probe not sent because uid asked us to wait: when that wait followed a refusal
-        within our share, every request of the probe counts as refused. Returns whether it did."""
+        within our share, every stream of the probe counts as refused, and its window as served
+        nothing. Returns whether it did."""
         if not self._live(uid).backoff_counts:
             return False
-        self.record(uid, [scoring.Sample("refused")] * max(1, n))
+        self.record(uid, [scoring.Sample("refused")] * max(1, n), probe_seconds=seconds)
         return True
 
     def transport_failure(self, uid: int) -> None:

@@ -5,11 +5,12 @@ miner that fails scores zero with a logged reason; nothing a miner does stops th
 known about each miner lives in the `Ledger` (declared card, evidence, live figures, what it is
 owed); this module only decides when to ask and hands the outcomes over.
 
-A step probes each sampled miner with up to its fair share of concurrent tasks (our stake's share
-of its declared capacity, capped by `max_probe_streams`), all miners at once, so hotkeys that
-share one engine share its speed. A miner that asked us to wait (`Retry-After`) after refusing
-within our share is not asked again until then, and every probe it would have received counts
-as refused.
+A step probes each sampled miner for a window (`probe_window_s`), keeping up to its fair share
+of concurrent tasks in flight (our stake's share of its declared capacity, capped by
+`max_probe_streams`), all miners at once, so hotkeys that share one engine share its speed; the
+verified tokens that arrive within the window are its served-throughput sample. A miner that
+asked us to wait (`Retry-After`) after refusing within our share is not asked again until then,
+and every probe it would have received counts as refused.
 
 Miners come from the metagraph (axon endpoint; expert card from the chain commitment, else
 `GET /v1/card`), or from `set_miners` when running without a chain (tests, benchmarks).
@@ -43,6 +44,15 @@ from subnet.validator.verifier import Item, Verifier
 from subnet.validator.weights import EpochView, WeightSetter, weights_due
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe of one miner: what was asked and answered within a window."""
+
+    window_s: float
+    deadline: float  # monotonic end of the window
+    asks: list[tuple[tasks.Task, QueryResult]]
 
 
 @dataclass
@@ -188,12 +198,10 @@ class Validator:
             if led.backed_off(uid):
                 # It asked us to wait after refusing within our share: each probe we would have
                 # sent now is a refusal too (waiting out a Retry-After is not free).
-                if led.skipped_probe(uid, n):
+                if led.skipped_probe(uid, n, seconds=self.cfg.loop.probe_window_s):
                     report.reasons[uid] = ["refused"] * n
                 continue
-            domains = led.task_domains(uid)
-            jobs = [tasks.make_task(self.rng.choice(domains), self.rng) for _ in range(n)]
-            task = asyncio.create_task(self._probe(uid, jobs), name=f"probe-{uid}")
+            task = asyncio.create_task(self._probe(uid, n), name=f"probe-{uid}")
             self._probing[uid] = task
             launched.append(task)
         self._note_task_demand()
@@ -202,14 +210,14 @@ class Validator:
         report.network_s = time.monotonic() - t0
         finished = [u for u, t in self._probing.items() if t.done()]
         done = {u: self._probing.pop(u).result() for u in finished}
-        report.results = {u: [r for _, r in probe] for u, probe in done.items()}
+        report.results = {u: [r for _, r in probe.asks] for u, probe in done.items()}
 
         # Verify in arrival order, so a copy is the later of two identical answers.
         answered = sorted(
             (
                 (uid, i, job, r)
                 for uid, probe in done.items()
-                for i, (job, r) in enumerate(probe)
+                for i, (job, r) in enumerate(probe.asks)
                 if r.status == "ok"
             ),
             key=lambda x: x[3].finished_at,
@@ -229,20 +237,21 @@ class Validator:
             if uid not in self.miners:  # left the subnet while we asked
                 continue
             samples = [
-                self._sample(uid, job, r, verdict_of.get((uid, i)))
-                for i, (job, r) in enumerate(probe)
+                self._sample(uid, job, r, verdict_of.get((uid, i)), probe.deadline)
+                for i, (job, r) in enumerate(probe.asks)
             ]
             report.reasons[uid] = [s.reason for s in samples]
-            results = [r for _, r in probe]
-            led.record(uid, samples, probe_seconds=_delivery_seconds(results, samples))
+            led.record(uid, samples, probe_seconds=probe.window_s)
         self.state.step += 1
         self.store.save(self.state)
         report.wall_s = time.monotonic() - t0
         self.metrics.step_s.observe(report.wall_s)
         return report
 
-    def _sample(self, uid: int, task: tasks.Task, r: QueryResult, verdict) -> scoring.Sample:
-        """What one probe request is worth."""
+    def _sample(
+        self, uid: int, task: tasks.Task, r: QueryResult, verdict, deadline: float
+    ) -> scoring.Sample:
+        """What one probe request is worth: its verified tokens that arrived in the window."""
         led = self.ledger
         if r.status == "busy":
             # A probe never exceeds our fair share (`probe_size`), so its refusals count.
@@ -261,15 +270,33 @@ class Validator:
         if reason != "ok":
             log.info("uid %d %s scored 0: %s %s", uid, task.domain, reason, detail)
         self.metrics.verdicts.labels(reason=reason).inc()
-        tokens = len(r.response.token_ids) if reason == "ok" and r.response else 0
+        tokens = sum(t <= deadline for t in r.token_times) if reason == "ok" else 0
         return scoring.Sample(reason, tokens)
 
-    async def _probe(
-        self, uid: int, jobs: list[tasks.Task]
-    ) -> list[tuple[tasks.Task, QueryResult]]:
-        """All of a miner's probe requests at once (each bounded by the query timeout)."""
-        results = await asyncio.gather(*(self._ask(uid, task) for task in jobs))
-        return list(zip(jobs, results, strict=True))
+    async def _probe(self, uid: int, streams: int) -> Probe:
+        """Keep `streams` requests to uid in flight for the probe window: each stream sends a
+        new task when its last one is answered, until the window ends (or it has sent
+        `max_requests_per_stream`, or its last request failed). Answers still streaming when
+        the window ends are completed and verified, but only tokens that arrived inside it pay:
+        the tokens an engine delivers in a window are the same however many hotkeys they are
+        counted under."""
+        window = self.cfg.loop.probe_window_s
+        deadline = time.monotonic() + window
+        domains = self.ledger.task_domains(uid)
+        asks: list[tuple[tasks.Task, QueryResult]] = []
+
+        async def stream() -> None:
+            for _ in range(self.cfg.sampling.max_requests_per_stream):
+                if time.monotonic() >= deadline:
+                    return
+                task = tasks.make_task(self.rng.choice(domains), self.rng)
+                result = await self._ask(uid, task)
+                asks.append((task, result))
+                if result.status != "ok":
+                    return  # a refusal or failure ends this stream's share of the probe
+
+        await asyncio.gather(*(stream() for _ in range(streams)))
+        return Probe(window, deadline, asks)
 
     async def _ask(self, uid: int, task: tasks.Task) -> QueryResult:
         m = self.miners[uid]
@@ -414,16 +441,6 @@ class Validator:
             # checks to one point of the tempo (a fast local chain: 0.5 s = 10 blocks = a tempo).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period * (0.5 + self._jitter.random()))
-
-
-def _delivery_seconds(results: list[QueryResult], samples: list[scoring.Sample]) -> float:
-    """The token-weighted mean delivery time of a probe's verified tokens: its verified tokens
-    divided by this is the rate users would receive them at (concurrent streams add up)."""
-    n = sum(s.tokens for s in samples)
-    if n == 0:
-        return 0.0
-    weighted = sum(s.tokens * (r.delivery_s or 0.0) for r, s in zip(results, samples, strict=True))
-    return max(weighted / n, 1e-3)
 
 
 def _stake_share(neurons, own_hotkey: str) -> float:

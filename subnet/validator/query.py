@@ -46,9 +46,9 @@ class QueryResult:
     tokens_per_s: float | None = None
     retry_after_s: float | None = None
     finished_at: float = 0.0
-    # Token-weighted mean time (seconds after the request was sent) at which the answer's
-    # tokens reached us: what a user waits for, on average, per token. Pay divides by it.
-    delivery_s: float | None = None
+    # When each token of the answer reached us (monotonic seconds): a probe pays for the
+    # verified tokens that arrived within its window.
+    token_times: tuple[float, ...] = ()
 
 
 async def query(
@@ -67,7 +67,7 @@ async def query(
     last_at = t0
     final: GenerateResponse | None = None
     streamed = Assembly()
-    arrival_sum = 0.0  # Σ over streamed tokens of their arrival time
+    times: list[float] = []  # arrival time of each streamed token
     try:
         async with asyncio.timeout(timeout_s):
             async for item in generate_stream(
@@ -85,7 +85,7 @@ async def query(
                     final = item
                 elif isinstance(item, GenerateChunk):
                     streamed.add(item)
-                    arrival_sum += len(item.token_ids) * (last_at - t0)
+                    times.extend([last_at] * len(item.token_ids))
                 else:
                     raise ProtocolError("unexpected stream item", code="bad_reply")
     except MinerError as err:
@@ -122,17 +122,23 @@ async def query(
         )
     n = len(final.token_ids)
     # Tokens that came only in the final event arrived when it did.
-    arrival_sum += (n - len(streamed.token_ids)) * (last_at - t0)
-    delivery = arrival_sum / n if n else None
+    times = times[:n] + [last_at] * max(0, n - len(times))
     burst = buffered(n, ttft or 0.0, last_at - t0 - (ttft or 0.0))
     if burst and lag is not None and lag.worst(t0, last_at) >= BURST_LISTEN_SHARE * (ttft or 0.0):
         burst = ""  # our own loop stalled while the miner spoke: no judgement
-    if burst:
-        return QueryResult(miner.uid, "invalid", burst, "buffered", ttft_s=ttft, finished_at=now)
+    # A burst still goes to verification: a wrong answer's own reason is the stronger finding.
     # Tokens per second over the whole exchange, first-token wait included (display).
     tps = n / max(1e-6, now - t0) if n else None
     return QueryResult(
-        miner.uid, "ok", "", "", final, ttft, tps, finished_at=now, delivery_s=delivery
+        miner.uid,
+        "ok",
+        burst,
+        "buffered" if burst else "",
+        final,
+        ttft,
+        tps,
+        finished_at=now,
+        token_times=tuple(times),
     )
 
 

@@ -20,6 +20,10 @@ class SamplingConfig:
     # Concurrent tasks per probed miner, at most (and at most our fair share of its capacity):
     # bounds the validator's verification cost per step.
     max_probe_streams: int = 16
+    # Requests one probe stream sends within its window, at most: a safety bound on the answers
+    # a step verifies. It must stay well above what a fast miner completes in a window: a cap
+    # that binds measures every fast engine alike and pays a second hotkey on the same engine.
+    max_requests_per_stream: int = 64
     # Prompts per step drawn from the task mix and routed by the gate to count demand before
     # (and beside) organic traffic.
     demand_prompts: int = 4

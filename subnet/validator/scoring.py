@@ -10,12 +10,11 @@ used to choose which checks a miner faces.
 
 A miner's value = pass rate × served throughput × confidence:
 - pass rate = verified answers / samples (refusals, failures and timeouts count against it);
-- served throughput = verified useful tokens of the validator's concurrent probes (up to its
-  fair share of the declared capacity) / their token-weighted mean delivery time (when, on
-  average, a token reached the validator): short answers earn in proportion to their tokens, a
-  slow stream earns less, an answer held back and released at the end earns about half of the
-  same answer streamed, and one engine behind N hotkeys probed together serves the same tokens
-  per second in total as behind one;
+- served throughput = verified useful tokens that arrived within the validator's probe windows
+  / the windows' length; a probe keeps up to its fair share of the declared capacity in flight
+  for the whole window. Short answers earn in proportion to their tokens, a slow or held-back
+  stream delivers fewer tokens in the window, and the tokens one engine delivers in a window are
+  the same however many hotkeys they are counted under (hotkeys probed together);
 - confidence ramps with the (decayed) number of samples, so thin evidence earns less.
 A verdict that proves cheating (`CHEATS`) also sets a strike: the miner earns nothing until the
 strike expires (`strike_tempos`), so a cheat caught once costs a tempo of pay.
@@ -78,8 +77,8 @@ class Tally:
     samples: float = 0.0  # Σ w: answers, failures, timeouts, refusals within our share
     passed: float = 0.0  # Σ w over verified answers
     refused: float = 0.0  # Σ w over refusals within our share (part of samples)
-    tokens: float = 0.0  # Σ w × verified useful tokens served to probes
-    seconds: float = 0.0  # Σ w × those probes' token-weighted mean delivery seconds
+    tokens: float = 0.0  # Σ w × verified useful tokens that arrived within probe windows
+    seconds: float = 0.0  # Σ w × those windows' seconds
     strike_until: float = -1.0  # block until which the miner earns nothing (a caught cheat)
     count: int = 0  # raw samples ever (display)
     failures: int = 0  # raw failed samples ever (display)
@@ -153,7 +152,7 @@ def add(
     strike_blocks: float = 0.0,
 ) -> Tally:
     """The tally after a batch of samples at `block`. `probe_seconds` > 0 marks the batch as one
-    concurrent probe whose verified tokens over that delivery time measure served throughput."""
+    probe window: its verified tokens over that window measure served throughput."""
     t = aged(t, block, hl)
     samples = list(samples)
     if not samples:
@@ -181,7 +180,7 @@ def pass_rate(t: Tally) -> float:
 
 
 def throughput(t: Tally) -> float:
-    """Verified useful tokens per second served to the validator's probes (decayed mean)."""
+    """Verified useful tokens per second of probe window (decayed)."""
     return t.tokens / t.seconds if t.seconds > 0 else 0.0
 
 

@@ -123,7 +123,13 @@ async def network(reg, experts, make_wallet, tmp_path):
         vcfg,
         # Generous enough that honest miners sharing two busy cores with 13 cheaters and the
         # validator still answer in time; the slow-drip and hanging cheats outlast it.
-        loop=LoopConfig(step_s=0.0, query_timeout_s=5.0, first_token_timeout_s=4.0, seed=11),
+        loop=LoopConfig(
+            step_s=0.0,
+            query_timeout_s=5.0,
+            first_token_timeout_s=4.0,
+            seed=11,
+            probe_window_s=1.0,
+        ),
         # One task per miner per step: 15 streams at once on two shared cores.
         sampling=replace(SamplingConfig(), per_step=len(names), max_probe_streams=1),
     )

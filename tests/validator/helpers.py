@@ -19,7 +19,10 @@ def validator_config(state_path: Path, *, per_step: int = 8, seed: int = 7, netu
     return ValidatorConfig(
         common=local_common(netuid),
         state_path=state_path,
-        loop=LoopConfig(step_s=0.1, query_timeout_s=20, first_token_timeout_s=10, seed=seed),
+        # A one-second probe window keeps each step short.
+        loop=LoopConfig(
+            step_s=0.1, query_timeout_s=20, first_token_timeout_s=10, seed=seed, probe_window_s=1.0
+        ),
         sampling=SamplingConfig(per_step=per_step),
     )
 

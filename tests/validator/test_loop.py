@@ -23,8 +23,9 @@ async def test_honest_pass_adversaries_fail_with_reason(
         report = await v.step()
         assert sorted(report.queried) == [1, 2, 3, 4]
         for uid, got in report.reasons.items():
-            # A probe fills our fair share of the declared capacity (the whole of it here).
-            assert len(got) == v.miners[uid].card.capacity
+            # A probe keeps our fair share of the declared capacity (all of it here) busy:
+            # at least one task per stream.
+            assert len(got) >= v.miners[uid].card.capacity
             reasons[uid] += got
     assert set(reasons[1]) == {"ok"} and set(reasons[2]) == {"ok"}
     assert set(reasons[4]) == {"implausible_tokens"}
@@ -67,7 +68,8 @@ async def test_evidence_only_for_queried_and_restart_keeps_it(
     report = await v.step()
     (queried,) = report.queried
     for m in miners:
-        assert v.state.tally(m.uid).count == (m.card.capacity if m.uid == queried else 0)
+        count = v.state.tally(m.uid).count
+        assert count >= m.card.capacity if m.uid == queried else count == 0
     before = v.state.tally(queried)
     assert v.ledger.value(queried) > 0 and before.tokens > 0 and before.seconds > 0
     # A restart: a fresh Validator on the same file sees the same evidence before doing anything.
