@@ -210,6 +210,9 @@ class LocalnetLayout:
             # Every miner in every step: hotkeys sharing an engine are probed together.
             "--sample-size",
             str(sum(1 for m in self.neurons if m.role == "miner")),
+            # A probe window of a quarter of a tempo: a short tempo still holds several probes.
+            "--probe-window-s",
+            str(round(min(6.0, max(0.5, cfg.block_time * cfg.tempo / 4)), 2)),
             "--metagraph-refresh-s",
             str(max(2.0, cfg.block_time * cfg.tempo / 2)),
         ]

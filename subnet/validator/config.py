@@ -131,6 +131,13 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
         "share of its declared capacity)",
     )
     g.add_argument(
+        "--probe-window-s",
+        dest="probe_window_s",
+        type=float,
+        default=None,
+        help="seconds a probe keeps a miner's share of streams busy (default 6)",
+    )
+    g.add_argument(
         "--scoring.half-life-blocks",
         dest="half_life_blocks",
         type=float,
@@ -188,6 +195,8 @@ def validator_config_from_args(
         raise ConfigError(
             f"--scoring.half-life-blocks must be in [1, 100000], got {args.half_life_blocks}"
         )
+    if args.probe_window_s is not None and not 0.1 <= args.probe_window_s <= 600:
+        raise ConfigError(f"--probe-window-s must be in [0.1, 600], got {args.probe_window_s}")
     share = args.gateway_verify_share
     if share is not None and not 0.0 <= share <= 1.0:
         raise ConfigError(f"--gateway.verify-share must be in [0, 1], got {share}")
@@ -196,6 +205,8 @@ def validator_config_from_args(
         loop = replace(loop, step_s=args.step_s)
     if args.refresh_s is not None:
         loop = replace(loop, metagraph_refresh_s=args.refresh_s)
+    if args.probe_window_s is not None:
+        loop = replace(loop, probe_window_s=args.probe_window_s)
     sampling = SamplingConfig()
     if args.sample_size:
         sampling = replace(sampling, per_step=args.sample_size)

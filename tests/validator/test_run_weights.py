@@ -27,7 +27,13 @@ async def test_weights_every_tempo_with_a_phase_locked_step(
     await server.start()
     block_time, tempo = 0.05, 10  # an epoch every 0.5 s (test genesis tempo)
     cfg = validator_config(tmp_path / "s.json", netuid=netuid)
-    cfg = replace(cfg, loop=replace(cfg.loop, step_s=2 * tempo * block_time))  # whole epochs
+    # Whole epochs per step; a light probe (one stream, a short window): the chain, the miner
+    # and the validator share this test's one event loop, and blocks must keep their pace.
+    cfg = replace(
+        cfg,
+        loop=replace(cfg.loop, step_s=2 * tempo * block_time, probe_window_s=0.3),
+        sampling=replace(cfg.sampling, max_probe_streams=1),
+    )
     v = make_validator(cfg, signed, registry, client=chain_client, wallet=vwallet)
     local_chain.start(block_time)
     stop = asyncio.Event()
