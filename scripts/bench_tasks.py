@@ -30,19 +30,22 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol import ChatMessage, GenerateRequest  # noqa: E402
+from protocol import ChatMessage, ExpertCard, GenerateRequest  # noqa: E402
 from subnet.validator import openai_format as oai  # noqa: E402
 from subnet.validator import tasks  # noqa: E402
 from subnet.validator.traffic import TrafficProfile, content_key  # noqa: E402
 
 HELDOUT = tasks.DATA_DIR / "organic_heldout.txt"
 MAX_TOKENS_CAP = 512  # the gateway's default cap
+# The miners' expert: a production model's context, and the miner's default --max-new-tokens.
+CARD = ExpertCard("org/model", "main", "0" * 64, tasks.DOMAINS, 8192, 8, "vllm", 512)
 MINERS = 64  # serving miners the gateway spreads users over (a subnet has up to 256 uids)
 LAMBDAS = (1e-4, 1e-3, 1e-2)
 APP_SYSTEMS = (
@@ -156,7 +159,9 @@ def old_task(rng: random.Random) -> GenerateRequest:
     return GenerateRequest(prompt=prompt, **fields)
 
 
-def simulate(mode: str, warm: int, n: int, seed: int) -> tuple[list, list, dict]:
+def simulate(
+    mode: str, warm: int, n: int, seed: int, miners: int = MINERS
+) -> tuple[list, list, dict]:
     """(organic [(req, gid)], tasks [(req, gid)], info) for one mode."""
     rng = random.Random(seed)
     prompts = load_heldout()
@@ -169,16 +174,16 @@ def simulate(mode: str, warm: int, n: int, seed: int) -> tuple[list, list, dict]
         req, domain = organic_request(p, rng)
         key_gid[content_key(req)] = p.gid
         if mode == "warm":
-            profile.observe(req, domain, rng.randrange(MINERS), now=float(i))
+            profile.observe(req, domain, rng.randrange(miners), now=float(i))
         if i < warm and mode == "warm":
             continue
         organic.append((req, p.gid))
         if mode == "old":
             synthetic.append((old_task(rng), -1 - len(synthetic)))
             continue
-        uid = rng.randrange(MINERS)
+        uid = rng.randrange(miners)
         domain = tasks.pick_domain(rng, tasks.DOMAINS, profile)
-        task = tasks.make_task(domain, rng, profile, for_uid=uid)
+        task = tasks.make_task(domain, rng, profile, for_uid=uid, card=CARD)
         kind, _, key = task.source.partition(":")
         origins[kind] += 1
         synthetic.append((task.request, key_gid.get(key, -1 - len(synthetic))))
@@ -377,17 +382,77 @@ def detect(
     return max(grouped_cv_auc(x, y, groups, lam, folds, seed, steps) for lam in LAMBDAS)
 
 
+# --- organic verification sampling: how often must user answers be checked?
+def exposed_tasks(h: float, auc: float) -> float:
+    """Share of tasks a miner also cheats on when it cheats on the share `h` of requests its
+    detector (of this AUC; equal-variance binormal scores) finds most organic."""
+    if h >= 1.0:
+        return 1.0
+    if auc >= 1.0:
+        return 0.0
+    nd = NormalDist()
+    d = math.sqrt(2) * nd.inv_cdf(max(auc, 0.5))
+    return 1 - nd.cdf(d + nd.inv_cdf(1 - h))
+
+
+def expected_loss(lam: float, ban_windows: float) -> float:
+    """Share of a window's reward lost when catches arrive at rate `lam` per window and the first
+    one zeroes the score for the rest of the window (then `ban_windows` more windows)."""
+    if lam <= 0:
+        return 0.0
+    return 1 - (1 - math.exp(-lam)) / lam + ban_windows * (1 - math.exp(-lam))
+
+
+def min_verify_share(
+    auc: float, n_org: int, n_task: int, q: float, g: float, ban_windows: float = 0.0
+) -> float | None:
+    """Smallest share p of organic answers verified (0.001 steps; None: not even p = 1) so that
+    cheating on any share h of what the miner takes for organic loses more reward than it saves.
+
+    Per evidence window a miner serves n_org organic answers and n_task tasks, paid evenly per
+    answer; a cheap answer saves the share g of an answer's pay (g < 1, or honest serving would
+    not pay at all); every task and a share p of organic answers are verified, and a verified
+    cheap answer fails with probability q. Catches come at the rate
+    lam = q * (p * h * n_org + t(h) * n_task), t from `exposed_tasks`."""
+    hs = [i / 100 for i in range(1, 101)]
+    for k in range(0, 1001):
+        p = k / 1000
+        if all(
+            expected_loss(q * (p * h * n_org + exposed_tasks(h, auc) * n_task), ban_windows)
+            > g * (h * n_org + exposed_tasks(h, auc) * n_task) / (n_org + n_task)
+            for h in hs
+        ):
+            return p
+    return None
+
+
+def deterrence_rows(aucs: dict[str, float]) -> list[dict]:
+    rows = []
+    for label, a in aucs.items():
+        for q in (0.9, 0.2):
+            for n_org, n_task in ((20, 20), (100, 20), (500, 90)):
+                for g in (0.25, 0.5, 0.9):
+                    p = min_verify_share(a, n_org, n_task, q, g)
+                    p_ban = min_verify_share(a, n_org, n_task, q, g, ban_windows=1.0)
+                    rows.append(
+                        {"tasks": label, "auc": a, "q": q, "organic": n_org, "task_n": n_task}
+                        | {"g": g, "p": p, "p_ban_1_window": p_ban}
+                    )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--warm", type=int, default=2000, help="organic requests recorded first")
     ap.add_argument("--eval", type=int, default=2000, help="organic requests and tasks compared")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--miners", type=int, default=MINERS, help="miners users are spread over")
     ap.add_argument("--out", type=Path, default=ROOT / "bench_results" / "bench_tasks.json")
     args = ap.parse_args()
     t0 = time.time()
     rows = {}
     for mode in ("old", "cold", "warm"):
-        organic, synthetic, info = simulate(mode, args.warm, args.eval, args.seed)
+        organic, synthetic, info = simulate(mode, args.warm, args.eval, args.seed, args.miners)
         rows[mode] = {
             **{
                 f"auc_{w}": round(detect(organic, synthetic, w, seed=args.seed), 3)
@@ -406,10 +471,24 @@ def main() -> None:
         print(
             f"{mode:<6} {r['auc_fields']:>7.3f} {r['auc_text']:>7.3f} {r['auc_all']:>7.3f}  {share:.0%}"
         )
+    aucs = {"old": rows["old"]["auc_all"], "warm": rows["warm"]["auc_all"]}
+    deter = deterrence_rows(aucs)
+    print("\nshare p of organic answers to verify so that cheating on users does not pay")
+    print("(a caught miner loses its score for the rest of the evidence window; q: chance a")
+    print(" verified cheap answer fails; g: share of an answer's pay a cheap answer saves)")
+    print(f"{'tasks':<6} {'AUC':>5} {'q':>4} {'organic/window':>14} {'tasks/window':>12}", end="")
+    print(f" {'g':>5} {'p':>6} {'p, +1 window ban':>16}")
+    for r in deter:
+        p, pb = ("> 1" if x is None else f"{x:.3f}" for x in (r["p"], r["p_ban_1_window"]))
+        print(
+            f"{r['tasks']:<6} {r['auc']:>5.3f} {r['q']:>4} {r['organic']:>14} {r['task_n']:>12} "
+            f"{r['g']:>5} {p:>6} {pb:>16}"
+        )
     out = {
-        "args": {"warm": args.warm, "eval": args.eval, "seed": args.seed},
+        "args": {"warm": args.warm, "eval": args.eval, "seed": args.seed, "miners": args.miners},
         "heldout_prompts": len(load_heldout()),
         "modes": rows,
+        "verify_share": deter,
         "wall_s": round(time.time() - t0, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ their wording. Per domain, bounded and rotated (oldest out first):
 - `entries`: the last `pool_size` prompts themselves, with every uid that saw each one (an
   answer, a hedged backup, a failover), so a task for miner m can come from prompts m never saw;
   a conversation and its earlier turns share that set;
-- `systems`: recent distinct system prompts.
+- `systems`: recent distinct system prompts;
+- `seen`: who saw each of the last `seen_size` texts (hashes only), so a prompt that comes back
+  after leaving the pool still counts as seen by the miners that answered it before.
 
 Plain data, saved in the validator's state file (`to_dict`; user prompts are dropped unless
 `include_prompts`); `from_dict` loads what it can of anything and never raises.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,8 @@ class TrafficConfig:
     pool_size: int = 128  # recent prompts kept per domain
     shapes_size: int = 512  # recent request shapes kept per domain
     systems_size: int = 16  # distinct system prompts kept per domain
+    seen_size: int = 8192  # texts (by hash) whose miners are remembered after leaving the pool
+    share_window: int = 4096  # requests over which each domain's share of traffic is counted
     max_prompt_chars: int = 16_384  # longer prompts count as shapes but are not pooled
     min_pool: int = 16  # below this many usable prompts, tasks fall back to templates in part
     max_domains: int = MAX_DOMAINS
@@ -162,6 +166,8 @@ class TrafficProfile:
         self._systems: dict[str, deque[str]] = {}
         self._vocab: dict[str, tuple[int, Vocab]] = {}
         self._generation: dict[str, int] = {}
+        self._seen: OrderedDict[str, set[int]] = OrderedDict()
+        self._counts: dict[str, float] = {}  # requests per domain, decayed over share_window
 
     # --- recording
     def observe(
@@ -176,6 +182,10 @@ class TrafficProfile:
         uids = {served_by} if isinstance(served_by, int) else set(served_by)
         shape = shape_of(req)
         self.observed += 1
+        keep = 1.0 - 1.0 / self.cfg.share_window
+        for d in self._counts:
+            self._counts[d] *= keep
+        self._counts[domain] = self._counts.get(domain, 0.0) + 1.0
         self._shapes.setdefault(domain, deque(maxlen=self.cfg.shapes_size)).append(shape)
         msgs = None if req.messages is None else tuple((m.role, m.content) for m in req.messages)
         for role, content in msgs or ():
@@ -185,7 +195,12 @@ class TrafficProfile:
         if shape.chars > self.cfg.max_prompt_chars:
             return
         entry = Entry(shape, req.prompt, msgs, uids, now)
+        for key in (entry.key, *entry.prefix_keys):
+            entry.served_by |= self._seen.get(key, set())
         self._link(domain, entry)
+        self._remember(entry.key, entry.served_by)
+        for key in entry.prefix_keys:
+            self._remember(key, uids)
         self._entries.setdefault(domain, deque(maxlen=self.cfg.pool_size)).append(entry)
         self._generation[domain] = self._generation.get(domain, 0) + 1
 
@@ -201,12 +216,19 @@ class TrafficProfile:
         for e in (*related, new):
             e.served_by |= seen
 
+    def _remember(self, key: str, uids: set[int]) -> None:
+        self._seen.setdefault(key, set()).update(uids)
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.cfg.seen_size:
+            self._seen.popitem(last=False)
+
     # --- reading (tasks.make_task)
     def domains(self) -> tuple[str, ...]:
         return tuple(self._shapes)
 
-    def count(self, domain: str) -> int:
-        return len(self._shapes.get(domain, ()))
+    def count(self, domain: str) -> float:
+        """Recent requests of the domain (about the last `share_window` of all domains)."""
+        return self._counts.get(domain, 0.0)
 
     def shapes(self, domain: str) -> tuple[Shape, ...]:
         return tuple(self._shapes.get(domain, ()))
@@ -247,6 +269,8 @@ class TrafficProfile:
                 d: [e.to_dict() for e in q] for d, q in self._entries.items() if include_prompts
             },
             "systems": {d: list(q) for d, q in self._systems.items() if include_prompts},
+            "seen": {k: sorted(u) for k, u in self._seen.items()},
+            "counts": dict(self._counts),
         }
 
     @classmethod
@@ -269,6 +293,17 @@ class TrafficProfile:
             if domain in profile._shapes:
                 q = profile._systems.setdefault(domain, deque(maxlen=cfg.systems_size))
                 q.extend(s for s in items if isinstance(s, str) and s and s not in q)
+        counts = d.get("counts")
+        for domain, n in counts.items() if isinstance(counts, Mapping) else ():
+            ok = isinstance(n, int | float) and not isinstance(n, bool) and 0 <= n < 1e12
+            if domain in profile._shapes and ok:
+                profile._counts[domain] = float(n)
+        for domain, shapes in profile._shapes.items():
+            profile._counts.setdefault(domain, float(len(shapes)))
+        seen = d.get("seen")
+        for key, uids in list(seen.items() if isinstance(seen, Mapping) else ())[-cfg.seen_size :]:
+            if isinstance(key, str) and isinstance(uids, list):
+                profile._seen[key] = {u for u in uids if type(u) is int and u >= 0}
         observed = d.get("observed")
         profile.observed = observed if isinstance(observed, int) and observed >= 0 else 0
         return profile

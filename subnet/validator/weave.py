@@ -169,7 +169,9 @@ def candidates(texts: Sequence[str]) -> dict[str, _Cand]:
             if pin or any(a <= start < b for a, b in frozen):
                 pinned.add(tok)  # every copy is replaced, so one pinned copy pins them all
             elif kind is not None:
-                kinds[tok] = (kind, _WEIGHT[kind] * (0.5 + (offset + start) / total))
+                # A lone digit is mostly structure (`== 0`, `[1]`), a longer number a quantity.
+                weight = _WEIGHT["word"] if kind == "num" and len(tok) == 1 else _WEIGHT[kind]
+                kinds[tok] = (kind, weight * (0.5 + (offset + start) / total))
             prevs.setdefault(tok, set()).add(left)
         offset += len(text)
     return {t: _Cand(k, w, frozenset(prevs[t])) for t, (k, w) in kinds.items() if t not in pinned}

@@ -248,6 +248,18 @@ def test_a_conversation_and_its_earlier_turns_share_who_saw_them():
     assert tasks.make_task("general", random.Random(0), profile, for_uid=3).source == "template"
 
 
+def test_a_prompt_that_comes_back_remembers_who_saw_it_before():
+    profile = TrafficProfile(TrafficConfig(pool_size=2))
+    again = GenerateRequest(prompt="What is 17 * 23?")
+    profile.observe(again, "math", served_by=1, now=0.0)
+    for i in range(5):  # pushes it out of the pool
+        profile.observe(GenerateRequest(prompt=f"What is {i} + 9?"), "math", served_by=2, now=1.0)
+    restored = TrafficProfile.from_dict(profile.to_dict(include_prompts=False))
+    for p in (profile, restored):
+        p.observe(again, "math", served_by=3, now=2.0)
+        assert p.entries("math")[-1].served_by == {1, 3}
+
+
 def test_pick_domain_follows_the_organic_traffic():
     profile = TrafficProfile()
     for i in range(400):
