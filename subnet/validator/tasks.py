@@ -76,18 +76,18 @@ class ClientShape:
     stops: tuple[tuple[str, ...], ...] = ((),)
 
 
-# At most 128 new tokens until users show what they ask for: a cold start is a guess, and a
-# miner may refuse longer requests without its card saying so (`--max-new-tokens`).
+# At most 64 new tokens (the gateway's default for chat) until users show what they ask for: a
+# cold start is a guess, and a miner may refuse more without its card saying so
+# (`--max-new-tokens`). Recorded traffic then sets the sizes.
 COLD_START: tuple[ClientShape, ...] = (
-    ClientShape(0.30, chat=True, max_tokens=(64,), temperatures=(1.0,)),  # SDK defaults
-    ClientShape(0.15, chat=True, max_tokens=(100, 128), temperatures=(1.0,)),
+    ClientShape(0.35, chat=True, max_tokens=(64,), temperatures=(1.0,)),  # SDK defaults
     # LangChain's ChatOpenAI: temperature 0.7, often with a system prompt.
-    ClientShape(0.20, chat=True, max_tokens=(64, 128), temperatures=(0.7,), system_share=0.5),
+    ClientShape(0.25, chat=True, max_tokens=(64,), temperatures=(0.7,), system_share=0.5),
     # Evaluation harnesses and agents: greedy, sometimes seeded.
     ClientShape(
         0.15,
         chat=True,
-        max_tokens=(64, 128),
+        max_tokens=(32, 64),
         temperatures=(0.0,),
         system_share=0.3,
         seed_share=0.3,
@@ -95,9 +95,9 @@ COLD_START: tuple[ClientShape, ...] = (
     ClientShape(0.10, chat=False, max_tokens=(16,), temperatures=(1.0,)),  # legacy completions
     # Autocompletion: short, near-greedy, cut at a line or a paragraph.
     ClientShape(
-        0.10,
+        0.15,
         chat=False,
-        max_tokens=(32, 64, 128),
+        max_tokens=(32, 64),
         temperatures=(0.0, 0.2),
         stops=((), ("\n",), ("\n\n",)),
     ),

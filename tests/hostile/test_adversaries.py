@@ -25,9 +25,16 @@ EXPECTED = {
     "wrong_model": {"implausible_tokens", "logprob_mismatch", "skipped_eos", "copycat"},
     "random": {"implausible_tokens", "logprob_mismatch"},
     "repeat": {"implausible_tokens", "logprob_mismatch", "copycat"},
-    # The relay answers one request late: another miner's answer to a different prompt. Its
-    # first answer waits for the relay and may time out.
-    "copycat": {"copycat", "implausible_tokens", "logprob_mismatch", "timeout", "error"},
+    # The relay answers one request late: another miner's answer to a different prompt (of
+    # another length, then a bad shape). Its first answer waits for the relay and may time out.
+    "copycat": {
+        "copycat",
+        "implausible_tokens",
+        "logprob_mismatch",
+        "bad_shape",
+        "timeout",
+        "error",
+    },
     # A cached answer arrives in one burst after the relay's wait: the burst check may name it.
     "replay": {
         "copycat",
@@ -123,6 +130,8 @@ async def test_each_cheat_is_caught_with_its_reason(network, caplog):
     for name in ADVERSARIES:
         caught = [r for r in seen[name] if r != "ok"]
         allowed_ok = STEPS - 1 if name in ("copycat", "replay") else 0
+        if name == "burst":  # an answer under 8 tokens (a task's stop list) is not judged
+            allowed_ok = 1
         assert len(caught) >= STEPS - allowed_ok, (name, seen[name])
         assert set(caught) <= EXPECTED[name], (name, seen[name])
         uid = infos[name].uid
