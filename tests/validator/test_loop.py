@@ -38,23 +38,25 @@ async def test_echo_of_another_answer_is_copycat(
 ):
     code = by_domain["code"]
     _, honest = await start_miner(code, mwallets[0], uid=1)
-    # The seed picks the tasks; with this one the echoes meet both kinds of verdict.
-    v = make_validator(validator_config(tmp_path / "s.json", seed=7), signed, registry)
+    # The seed picks the tasks (their lengths, stop lists, greedy or sampled).
+    v = make_validator(validator_config(tmp_path / "s.json", seed=6), signed, registry)
     v.set_miners([honest])
     first = (await v.step()).results[1].response
     echo = await start_scripted(replay(first), mwallets[1], 2, code.card)
     v.set_miners([honest, echo])
-    copycat = 0
-    for _ in range(4):
+    caught: list[str] = []
+    for _ in range(8):
         report = await v.step()
         assert report.reasons[1] == "ok"
         reason = report.reasons[2]
-        assert reason in ("ok", "copycat"), reason
-        if reason == "copycat":
-            copycat += 1
+        # A stale answer crosses the new task's stop list or fits its prompt poorly, or is
+        # named a copy of the answer it repeats.
+        assert reason in ("ok", "copycat", "implausible_tokens", "ignored_stop"), reason
+        if reason != "ok":
+            caught.append(reason)
     # An echo that the declared model would itself produce for the new prompt (tiny models often
-    # continue with the same whitespace) is accepted by design; the rest are caught as copies.
-    assert copycat >= 2
+    # continue with the same whitespace) is accepted by design; the rest are caught.
+    assert len(caught) >= 3 and "copycat" in caught
 
 
 async def test_ema_updates_only_queried_and_restart_keeps_scores(
