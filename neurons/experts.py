@@ -22,10 +22,15 @@ def main(argv: list[str]) -> int:
     b.add_argument("--size", default="default", choices=["default", "test"])
     args = parser.parse_args(argv)
 
+    out = args.out.expanduser()
+    if out.exists() and not out.is_dir():
+        print(f"dmoe experts: --out {out} is a file, not a directory", file=sys.stderr)
+        return 2
+
     from subnet.engine.buildbar import build_with_bar
 
     try:
-        paths = build_with_bar(args.out.expanduser(), args.size)
+        paths = build_with_bar(out, args.size)
     except (OSError, ValueError) as err:
         print(f"dmoe experts: {err}", file=sys.stderr)
         return 1

@@ -17,7 +17,8 @@ def main(argv: list[str]) -> int:
     try:
         config = localnet_config_from_args(parser.parse_args(argv))
     except ConfigError as err:
-        parser.error(str(err))
+        print(f"dmoe localnet: {err}", file=sys.stderr)
+        return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
     LoggingConfig(debug=config.debug, logging_dir=config.data_dir / "logs").apply("localnet")
 

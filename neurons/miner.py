@@ -36,6 +36,22 @@ def main(argv: list[str]) -> int:
 
 
 async def run(config: MinerConfig) -> int:
+    from subnet import preflight
+
+    # Cheap checks first (PreflightError, one line via subnet.cli): a miner that cannot work
+    # says so in seconds, before any expert is built, downloaded or loaded.
+    common = config.common
+    wallet = preflight.load_wallet(common.wallet, common.subtensor, coldkey=config.register)
+    preflight.port_free(common.axon.ip, common.axon.port, "--axon.port")
+    await asyncio.to_thread(preflight.device_usable, config.engine.device)
+    async with preflight.connected(common.subtensor) as client:
+        await preflight.miner_ready(
+            client, common.netuid, wallet, common.wallet, common.subtensor, register=config.register
+        )
+        return await _serve(config, wallet, client)
+
+
+async def _serve(config: MinerConfig, wallet, client) -> int:
     import bittensor as bt
 
     from subnet.engine.experts import CARD_FILE, build_tiny_experts
@@ -48,7 +64,7 @@ async def run(config: MinerConfig) -> int:
         if tiny is not None and not (Path(config.engine.expert) / CARD_FILE).is_file():
             log.info("building the tiny experts into %s (about a minute)", tiny)
             await asyncio.to_thread(build_tiny_experts, tiny)
-        server = await asyncio.to_thread(MinerServer.create, config)
+        server = await asyncio.to_thread(MinerServer.create, config, wallet=wallet, client=client)
         if config.adversary:  # hidden test-only flag: this miner cheats on purpose
             from subnet.miner.adversary import install_from_config
 

@@ -32,10 +32,11 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
 def _run_simulate(args: argparse.Namespace) -> int:
     from subnet.owner import simulate
 
-    if args.epochs is not None and args.epochs < 1:
-        print("dmoe owner simulate: --epochs must be >= 1", file=sys.stderr)
-        return 2
     try:
+        if args.epochs is not None and not 1 <= args.epochs <= simulate.MAX_EPOCHS:
+            raise simulate.SimulationError(f"--epochs must be in [1, {simulate.MAX_EPOCHS}]")
+        if args.plot:
+            simulate.check_plot_path(args.plot)  # before the epochs run, not after
         sim = simulate.load(args.file)
         results = simulate.run(sim, args.epochs, args.mode)
     except simulate.SimulationError as e:
@@ -96,29 +97,26 @@ def _add_chain_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_chain, op="hparams-set")
 
 
+# Which operations sign, and with which key (the coldkey pays or owns; publish signs as hotkey).
+_SIGNS = {"create", "start", "register", "hparams-set", "registry-publish"}
+_COLDKEY = {"create", "start", "register", "hparams-set"}
+
+
 def _chain(args: argparse.Namespace) -> int:
+    """Every cheap check (flags, wallet, sudo key, registry file) runs before connecting;
+    failures raise ConfigError/PreflightError/OwnerError, one line each via `subnet.cli`."""
     import asyncio
 
-    from subnet.config import ConfigError, common_from_args
-    from subnet.owner.tools import OwnerError
+    from subnet import preflight
+    from subnet.config import common_from_args
 
-    try:
-        cfg = common_from_args(args)
-    except ConfigError as err:
-        print(f"dmoe owner: {err}", file=sys.stderr)
-        return 2
-    try:
-        out = asyncio.run(_chain_op(args, cfg))
-    except OwnerError as err:
-        print(f"dmoe owner {args.op}: {err}", file=sys.stderr)
-        return 1
-    except (OSError, TimeoutError) as err:
-        print(
-            f"dmoe owner {args.op}: cannot reach {cfg.subtensor.endpoint}: {err} "
-            "(is the chain running? see --subtensor.network / --subtensor.chain_endpoint)",
-            file=sys.stderr,
-        )
-        return 1
+    cfg = common_from_args(args)
+    sudo = _sudo_key(args.sudo_uri) if getattr(args, "sudo_uri", None) else None
+    registry = _registry_file(args.file) if args.op == "registry-publish" else None
+    wallet = None
+    if args.op in _SIGNS:
+        wallet = preflight.load_wallet(cfg.wallet, cfg.subtensor, coldkey=args.op in _COLDKEY)
+    out = asyncio.run(_chain_op(args, cfg, wallet, sudo, registry))
     if args.json:
         print(json.dumps(out, default=str))
     else:
@@ -126,19 +124,32 @@ def _chain(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _chain_op(args: argparse.Namespace, cfg) -> dict:
+def _sudo_key(uri: str):
+    from bittensor.sp_core import Keypair
+
+    from subnet.owner.tools import OwnerError
+
+    try:
+        return Keypair.create_from_uri(uri)
+    except ValueError:
+        raise OwnerError(
+            f"--sudo-uri {uri!r} is not a key URI (a local chain's sudo key is //Alice)"
+        ) from None
+
+
+def _registry_file(path: Path):
+    from subnet.owner.registry import load
+
+    return load(path)  # RegistryError names the problem
+
+
+async def _chain_op(args: argparse.Namespace, cfg, wallet, sudo, registry) -> dict:
     import asyncio
 
-    from subnet.chain import make_client
     from subnet.owner import tools
+    from subnet.preflight import connected
 
-    client = make_client(cfg.subtensor.endpoint)
-    async with client:
-        wallet = (
-            cfg.wallet.load()
-            if args.op in ("create", "start", "register", "hparams-set", "registry-publish")
-            else None
-        )
+    async with connected(cfg.subtensor) as client:
         if args.op == "create":
             return {"netuid": await tools.create_subnet(client, wallet)}
         if args.op == "start":
@@ -149,19 +160,14 @@ async def _chain_op(args: argparse.Namespace, cfg) -> dict:
         if args.op == "status":
             return await asyncio.wait_for(tools.status(client, cfg.netuid), 30)
         if args.op == "registry-publish":
-            from subnet.owner.registry import RegistryError, load
-
-            try:
-                reg = load(args.file)
-            except RegistryError as err:
-                raise tools.OwnerError(str(err)) from None
-            await tools.publish_registry(client, wallet, cfg.netuid, reg)
-            return {"netuid": cfg.netuid, "registry": reg.version, "sha256": reg.digest()}
+            await tools.publish_registry(client, wallet, cfg.netuid, registry)
+            return {
+                "netuid": cfg.netuid,
+                "registry": registry.version,
+                "sha256": registry.digest(),
+            }
         if args.op == "hparams-get":
             return await tools.get_hyperparameters(client, cfg.netuid)
-        from bittensor.sp_core import Keypair
-
-        sudo = Keypair.create_from_uri(args.sudo_uri) if args.sudo_uri else None
         await tools.set_hyperparameter(client, wallet, cfg.netuid, args.name, args.value, sudo=sudo)
         return {
             "netuid": cfg.netuid,
@@ -230,11 +236,13 @@ def _add_registry(sub: argparse._SubParsersAction) -> None:
 def _registry_build(args: argparse.Namespace) -> int:
     from subnet.owner.registry import RegistryError, build_from_dir, save
 
-    try:
-        reg = build_from_dir(args.experts_dir, args.version)
-    except (RegistryError, OSError) as err:
-        print(f"dmoe owner registry build: {err}", file=sys.stderr)
-        return 2
+    if not args.out.parent.is_dir():
+        raise RegistryError(f"--out {args.out}: folder {args.out.parent} does not exist")
+    if args.out.is_dir():
+        raise RegistryError(
+            f"--out {args.out} is a directory; give a file name, e.g. registry.json"
+        )
+    reg = build_from_dir(args.experts_dir, args.version)
     save(reg, args.out)
     print(f"{args.out}: version {reg.version}, {len(reg.experts)} experts, sha256 {reg.digest()}")
     return 0

@@ -31,11 +31,26 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    import bittensor as bt
+
+    from subnet.localnet.view import LocalnetLayout
+    from subnet.preflight import root_cause
+
     try:
-        view = asyncio.run(_view(args.data_dir.resolve()))
-    except (OSError, TimeoutError) as err:
+        layout = LocalnetLayout.load(args.data_dir.resolve())
+    except (ValueError, KeyError, TypeError) as err:
         print(
-            f"dmoe status: the localnet's chain does not answer ({err}); is it running?",
+            f"dmoe status: {layout_file} is unreadable ({type(err).__name__}: {err}): "
+            "restart the localnet (`dmoe localnet --fresh` starts over)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        view = asyncio.run(_view(layout))
+    except (OSError, TimeoutError, bt.ChainError, bt.RpcConnectionError) as err:
+        print(
+            f"dmoe status: the localnet's chain does not answer ({root_cause(err)}): start it "
+            f"again with `dmoe localnet --data-dir {args.data_dir}`",
             file=sys.stderr,
         )
         return 1
@@ -53,14 +68,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-async def _view(data_dir: Path):
+async def _view(layout):
     import aiohttp
 
     from subnet.chain import make_client
     from subnet.localnet.history import load
-    from subnet.localnet.view import LocalnetLayout, collect_view
+    from subnet.localnet.view import collect_view
 
-    layout = LocalnetLayout.load(data_dir)
+    data_dir = layout.data_dir
     if layout.netuid is None:
         return None
     client = make_client(layout.chain_endpoint)

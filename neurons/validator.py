@@ -37,9 +37,37 @@ def main(argv: list[str]) -> int:
 
 
 async def run(config: ValidatorConfig) -> int:
-    import bittensor as bt
+    from subnet import preflight
 
-    from subnet.chain import make_client
+    # Cheap checks first (PreflightError, one line via subnet.cli): wallet, gateway port,
+    # registry file, chain, subnet, registration and permit, all before any model is touched.
+    common = config.common
+    wallet = preflight.load_wallet(common.wallet, common.subtensor)
+    if config.gateway.port is not None:
+        preflight.port_free(config.gateway.host, config.gateway.port, "--gateway.port")
+    registry_file = None
+    if config.registry_path is not None:
+        from subnet.owner.registry import load
+
+        registry_file = load(config.registry_path)  # RegistryError names the problem
+    async with preflight.connected(common.subtensor) as client:
+        problem = await preflight.validator_ready(
+            client, common.netuid, common.wallet, common.subtensor, wallet.hotkey.ss58_address
+        )
+        if problem is not None and not config.allow_no_permit:
+            raise preflight.PreflightError(f"{problem} (or pass --allow-no-permit to start anyway)")
+        if problem is not None:
+            log.warning("starting anyway (--allow-no-permit): %s", problem)
+        if registry_file is not None:
+            status, why = await _registry_status(client, common.netuid, registry_file)
+            if status == "mismatch":
+                print(f"dmoe validator: {why}", file=sys.stderr)
+                return 2
+            log.log(logging.INFO if status == "ok" else logging.WARNING, "%s", why)
+        return await _validate(config, wallet, client, registry_file)
+
+
+async def _validate(config: ValidatorConfig, wallet, client, registry_file) -> int:
     from subnet.engine.experts import build_tiny_experts
     from subnet.engine.loading import ExpertLoadError
     from subnet.miner.config import DEFAULT_EXPERTS_DIR
@@ -59,15 +87,7 @@ async def run(config: ValidatorConfig) -> int:
     except ExpertLoadError as err:
         print(f"dmoe validator: {err}", file=sys.stderr)
         return 2
-    registry_file = None
-    if config.registry_path is not None:
-        from subnet.owner.registry import RegistryError, load
-
-        try:
-            registry_file = load(config.registry_path)
-        except RegistryError as err:
-            print(f"dmoe validator: {err}", file=sys.stderr)
-            return 2
+    if registry_file is not None:
         dropped = registry.restrict(registry_file.hashes)
         if dropped:
             log.info("not in the owner's registry, ignored: %s", ", ".join(dropped))
@@ -78,16 +98,9 @@ async def run(config: ValidatorConfig) -> int:
                 file=sys.stderr,
             )
             return 2
-    wallet = config.common.wallet.load()
-    try:
-        hotkey = wallet.hotkey
-    except (OSError, bt.BittensorError) as err:
-        print(f"dmoe validator: cannot load hotkey ({err}); create it with btcli", file=sys.stderr)
-        return 2
-    client = make_client(config.common.subtensor.endpoint)
-    signed = SignedClient.create(hotkey)
+    signed = SignedClient.create(wallet.hotkey)
     gateway = None
-    async with client:
+    try:
         validator = Validator(
             config,
             signed=signed,
@@ -95,13 +108,12 @@ async def run(config: ValidatorConfig) -> int:
             store=StateStore(config.state_path),
             client=client,
             wallet=wallet,
+            owner_domains=(
+                {e.weights_hash: e.domains for e in registry_file.experts}
+                if registry_file
+                else None
+            ),
         )
-        if registry_file is not None:
-            status, why = await _registry_status(client, config.common.netuid, registry_file)
-            if status == "mismatch":
-                print(f"dmoe validator: {why}", file=sys.stderr)
-                return 2
-            log.log(logging.INFO if status == "ok" else logging.WARNING, "%s", why)
         await validator.refresh_metagraph()
         if config.gateway.port is not None:
             gateway = Gateway(validator, config.gateway, config.router)
@@ -116,12 +128,11 @@ async def run(config: ValidatorConfig) -> int:
             f"state {config.state_path}{' (dry run)' if config.weights.dry_run else ''}",
             flush=True,
         )
-        try:
-            await validator.run(stop)
-        finally:
-            if gateway is not None:
-                await gateway.stop()
-            await signed.close()
+        await validator.run(stop)
+    finally:
+        if gateway is not None:
+            await gateway.stop()
+        await signed.close()
     return 0
 
 

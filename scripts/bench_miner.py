@@ -87,6 +87,7 @@ def run_static(expert, texts: list[str], max_tokens: int) -> dict:
     tok, model = expert.tokenizer, expert.model
     tok.padding_side = "left"
     batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    batch = {k: v.to(expert.device) for k, v in batch.items()}
     best = None
     for _ in range(2):
         streamer = FirstToken()
@@ -108,7 +109,7 @@ async def run_naive(expert, texts: list[str], max_tokens: int) -> dict:
     ttfts, tokens = [], 0
 
     def one(text: str, arrived: float) -> int:
-        ids = torch.tensor([encode_prompt(tok, GenerateRequest(prompt=text))])
+        ids = torch.tensor([encode_prompt(tok, GenerateRequest(prompt=text))], device=expert.device)
         with lock, torch.inference_mode():
             streamer = FirstToken()
             out = model.generate(ids, streamer=streamer, **gen_kwargs(max_tokens, tok))
@@ -266,7 +267,7 @@ async def client_main(job: dict) -> dict:
 async def main_async(args) -> dict:
     torch.set_num_threads(1)
     paths = build_tiny_experts(Path(args.experts_dir).expanduser(), size=args.size)
-    expert = load_expert(paths["code"], device="cpu")
+    expert = load_expert(paths["code"], device=args.device, dtype=args.dtype)
     levels = [int(x) for x in args.levels.split(",")]
     texts = prompts(expert.tokenizer, max(levels) * args.rounds)
     results: dict[str, dict] = {}
@@ -366,6 +367,8 @@ def main() -> int:
     p.add_argument("--naive-max", type=int, default=32, help="cap on naive requests per level")
     p.add_argument("--stream-interval-ms", type=float, default=40.0, help="as the miner's flag")
     p.add_argument("--burst", dest="steady", action="store_false", help="all clients start at once")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto (as the miner's flag)")
+    p.add_argument("--dtype", default="auto", help="auto (float32 on CPU, bfloat16 on GPU), ...")
     p.add_argument("--quick", action="store_true", help="levels 1,8 and 16 tokens (smoke)")
     args = p.parse_args()
     if args.quick:

@@ -82,6 +82,15 @@ class SparseRows(Sequence[np.ndarray]):
         ]
 
 
+# The SDK / simulator spellings `YumaParams.from_dict` also accepts.
+YUMA_PARAM_ALIASES = {
+    "bonds_moving_average": "bonds_moving_avg",
+    "liquid_alpha_enabled": "liquid_alpha",
+    "yuma3_enabled": "yuma3",
+    "activity_cutoff_blocks": "activity_cutoff",
+}
+
+
 @dataclass(frozen=True)
 class YumaParams:
     """Subnet hyperparameters that the epoch reads, in raw chain units with subtensor's defaults.
@@ -122,16 +131,10 @@ class YumaParams:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> YumaParams:
         """Build from a dict, accepting the SDK / simulator spellings of the field names."""
-        aliases = {
-            "bonds_moving_average": "bonds_moving_avg",
-            "liquid_alpha_enabled": "liquid_alpha",
-            "yuma3_enabled": "yuma3",
-            "activity_cutoff_blocks": "activity_cutoff",
-        }
         known = {f for f in cls.__dataclass_fields__}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            name = aliases.get(key, key)
+            name = YUMA_PARAM_ALIASES.get(key, key)
             if name in known:
                 kwargs[name] = value
         return cls(**kwargs)

@@ -9,12 +9,20 @@ load torch.
                  weights_hash(dir) -- the recipe validators recompute (see the module docstring)
     prompt.py    encode_prompt(tokenizer, GenerateRequest) -> list[int]  (shared with validators)
     scoring.py   score_batch(model, sequences, starts, top_k=0) -> list[ScoreResult]  (one
-                 right-padded forward; logprob, rank (0 = argmax) and top-k per scored token)
+                 right-padded forward; logprob, rank (0 = argmax) and top-k per scored token);
+                 logit_chunks(model, sequences, spans, max_rows=None) -> iterator of
+                 (sequence index, first position, float32 logits chunk): the LM head a bounded
+                 chunk of positions at a time (memory no longer tokens x vocabulary)
+    archs.py     build_random_expert(arch, tokenizer_dir, out_dir, window=16, eos_ids=None):
+                 random-init experts of ten decoder architectures (tests, scripts/gpu_check.sh)
     base.py      Engine protocol, GenerationHandle, EngineFull / RequestRejected / EngineStopped
     hf.py        HFEngine: the transformers reference backend with continuous batching
+    forward.py   the model calls of one step (group prefill, batch decode, the step's tokens
+                 read back in one device-to-host transfer), free of engine state
     kvbatch.py   the running batch's KV cache in fixed row slots (rows join after prefill and
                  leave when done at the cost of the rows that move, not the whole batch)
-    sampling.py  pure token choice (greedy, seeded temperature/top-p) and stop-sequence helpers
+    sampling.py  pick_tokens (greedy, seeded temperature/top-p, generators on the logits'
+                 device, no host sync) and stop-sequence helpers
 
 How a generation flows: `engine.submit(req)` encodes the prompt, checks context and queue bounds
 (raising at once), and queues it; the worker thread, between decode steps, prefills up to

@@ -5,12 +5,16 @@ batched forward), prefill waiting requests into free slots (one unpadded forward
 first token sent at once) and append them to the running batch, then run one decode step for
 every row. Finished rows leave at once. The event loop only enqueues work and reads results (`GenerationHandle`),
 so it never waits on the model.
+
+Failures stay with their request: a prefill group that raises is retried one prompt at a time,
+and the prompt that still fails, like a row whose logits are not finite, ends with
+finish_reason "error" while its batch mates carry on. Input the model cannot index (token ids
+past its embedding, positions past a learned position table) is refused at submit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 import time
@@ -30,10 +34,18 @@ from protocol import (
     TokenLogprob,
 )
 from subnet.engine.base import EngineFull, EngineStopped, GenerationHandle, RequestRejected
+from subnet.engine.forward import (
+    Pick,
+    cache_kwarg,
+    decode,
+    position_table_size,
+    prefill,
+    read_step,
+)
 from subnet.engine.kvbatch import KVBatch, select_rows
 from subnet.engine.loading import LoadedExpert, eos_ids
 from subnet.engine.prompt import encode_prompt
-from subnet.engine.sampling import choose, make_generator
+from subnet.engine.sampling import make_generator
 from subnet.engine.scoring import score_batch
 from subnet.engine.sequence import Seq as _Seq
 from subnet.engine.sequence import prefill_groups
@@ -41,14 +53,10 @@ from subnet.engine.sequence import prefill_groups
 log = logging.getLogger(__name__)
 
 ENGINE_NAME = "hf-continuous/0.1"
-# Bounds one scoring forward (its logits are tokens x vocab floats).
+# Tokens in one scoring forward (two maximum-size requests). It bounds the base model's
+# activations (tokens x hidden per layer); the logits no longer scale with it, `logit_chunks`
+# applies the LM head to ~64 MiB of positions at a time.
 SCORE_TOKENS_PER_STEP = 16_384
-
-
-def cache_kwarg(model) -> str:
-    """The forward argument (and output field) that carries the KV cache: transformers 5
-    renamed `past_key_values` to `cache` (the old name is deprecated, gone in 5.40)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 @dataclass
@@ -78,6 +86,8 @@ class HFEngine:
         self.stream_interval_s = stream_interval_s
         self.card = replace(expert.card, capacity=max_batch, engine=ENGINE_NAME)
         self.eos_ids = expert.eos_ids or eos_ids(self.model, self.tokenizer)
+        self.vocab_size = self.model.get_input_embeddings().num_embeddings
+        self.max_positions = min(self.card.max_context, position_table_size(self.model))
         self._pending: deque[_Seq] = deque()
         self._scores: deque[_ScoreJob] = deque()
         self._rows: list[_Seq] = []
@@ -170,15 +180,22 @@ class HFEngine:
         if not self._accepting or self._loop is None:
             raise EngineStopped("the engine is not accepting requests")
         prompt = encode_prompt(self.tokenizer, req)
-        limit = self.card.max_context
-        if len(prompt) + req.max_tokens > limit:
+        if len(prompt) + req.max_tokens > self.max_positions:
             raise RequestRejected(
                 f"prompt ({len(prompt)} tokens) + max_tokens ({req.max_tokens}) exceeds the "
-                f"context of {limit} tokens",
+                f"context of {self.max_positions} tokens",
                 field="max_tokens",
             )
+        if max(prompt) >= self.vocab_size:
+            # Checked here, not left to the model: on a GPU an out-of-range index is a device
+            # assert that takes every other request (and the process's CUDA context) with it.
+            raise RequestRejected(
+                f"the prompt encodes to token {max(prompt)}, outside the model's vocabulary "
+                f"of {self.vocab_size} (the tokenizer has more tokens than the model)",
+                field="prompt",
+            )
         handle = GenerationHandle(req.request_id, self._loop)
-        gen = make_generator(req.seed) if req.temperature > 0 else None
+        gen = make_generator(req.seed, self.expert.device) if req.temperature > 0 else None
         seq = _Seq(req=req, handle=handle, prompt=prompt, submitted=time.monotonic(), gen=gen)
         with self._wake:
             if self._inflight >= self.max_batch + self.max_queue:
@@ -203,15 +220,14 @@ class HFEngine:
     async def score(self, req: ScoreRequest) -> ScoreResponse:
         if not self._accepting:
             raise EngineStopped("the engine is not accepting requests")
-        if len(req.token_ids) > self.card.max_context:
+        if len(req.token_ids) > self.max_positions:
             raise RequestRejected(
-                f"{len(req.token_ids)} tokens exceed the context of {self.card.max_context}",
+                f"{len(req.token_ids)} tokens exceed the context of {self.max_positions}",
                 field="token_ids",
             )
-        vocab = self.model.config.vocab_size
-        if max(req.token_ids) >= vocab:
+        if max(req.token_ids) >= self.vocab_size:
             raise RequestRejected(
-                f"token ids must be below the vocabulary size {vocab}", "token_ids"
+                f"token ids must be below the vocabulary size {self.vocab_size}", "token_ids"
             )
         job = _ScoreJob(req, Future())
         with self._wake:
@@ -241,6 +257,10 @@ class HFEngine:
                 self._step(newcomers, scores)
                 self._flush()
             except Exception as err:  # a model failure must not kill the worker silently
+                # Prefill, scoring and token bookkeeping isolate their failures per request; a
+                # decode step feeds only the model's own tokens to rows whose prompts were
+                # checked and prefilled, so its failure is the model's or the device's (out of
+                # memory) and the running batch fails with it.
                 log.exception("engine step failed; failing the running batch")
                 for job in scores:
                     if not job.future.done():
@@ -301,12 +321,21 @@ class HFEngine:
                 self._finish(seq, "cancelled")
 
     def _score(self, jobs: list[_ScoreJob]) -> None:
-        results = score_batch(
-            self.model,
-            [list(j.req.token_ids) for j in jobs],
-            [j.req.start for j in jobs],
-            top_k=max(j.req.top_k for j in jobs),
-        )
+        try:
+            results = score_batch(
+                self.model,
+                [list(j.req.token_ids) for j in jobs],
+                [j.req.start for j in jobs],
+                top_k=max(j.req.top_k for j in jobs),
+            )
+        except Exception as err:  # find the job that fails; the others still get answers
+            if len(jobs) == 1:
+                log.exception("score request %s failed", jobs[0].req.request_id)
+                jobs[0].future.set_exception(err)
+            else:
+                for job in jobs:
+                    self._score([job])
+            return
         for job, r in zip(jobs, results, strict=True):
             top = tuple(tuple(row[: job.req.top_k]) for row in r.top) if job.req.top_k else ()
             job.future.set_result(
@@ -328,11 +357,23 @@ class HFEngine:
         """
         caches: list[tuple[object, torch.Tensor]] = []
         joined: list[_Seq] = []
-        for group in prefill_groups(sorted(seqs, key=lambda s: len(s.prompt))):
+        work = deque(prefill_groups(sorted(seqs, key=lambda s: len(s.prompt))))
+        while work:
+            group = work.popleft()
             now = time.monotonic()
             for seq in group:
-                seq.started = now
-            cache, mask, logits = self._prefill_forward(group)
+                seq.started = seq.started or now
+            try:
+                cache, mask, logits = self._prefill_forward(group)
+            except Exception:  # one prompt the model cannot take must not fail the others
+                if len(group) > 1:
+                    log.warning("a prefill of %d prompts failed; retrying one by one", len(group))
+                    work.extendleft([s] for s in reversed(group))
+                else:
+                    log.exception("prefill failed for request %s", group[0].req.request_id)
+                    self._finish(group[0], "error")
+                    self._flush()
+                continue
             done = self._record(group, logits)
             keep = [j for j in range(len(group)) if j not in done]
             for j, reason in done.items():
@@ -348,40 +389,15 @@ class HFEngine:
             self._rows.extend(joined)
 
     def _prefill_forward(self, group: list[_Seq]):
-        device = self.expert.device
-        width = len(group[-1].prompt)  # sorted ascending
-        ids = torch.full((len(group), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        for i, seq in enumerate(group):
-            ids[i, width - len(seq.prompt) :] = torch.tensor(seq.prompt, dtype=torch.long)
-            mask[i, width - len(seq.prompt) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        if len(group) == 1:  # no padding: exactly the model's own single-sequence forward
-            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        else:
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
-                use_cache=True,
-                logits_to_keep=1,
-            )
-        return getattr(out, self._cache_kw), mask, out.logits[:, -1, :]
+        pad = self.tokenizer.pad_token_id or 0
+        prompts = [s.prompt for s in group]
+        return prefill(self.model, self._cache_kw, prompts, pad, self.expert.device)
 
     def _decode(self) -> None:
-        device = self.expert.device
-        last = torch.tensor([[s.out[-1]] for s in self._rows], dtype=torch.long, device=device)
-        positions = self._batch.positions()
-        mask = self._batch.extend_mask()
-        out = self.model(
-            input_ids=last,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            **{self._cache_kw: self._batch.cache},
-        )
+        last = [s.out[-1] for s in self._rows]
+        logits = decode(self.model, self._cache_kw, self._batch, last, self.expert.device)
         self.steps += 1
-        done = self._record(self._rows, out.logits[:, -1, :])
+        done = self._record(self._rows, logits)
         if done:
             # Leave the batch before the caller hears of it, so `active` is already lower.
             finished = [(self._rows[i], r) for i, r in done.items()]
@@ -391,34 +407,40 @@ class HFEngine:
 
     def _record(self, rows: list[_Seq], logits: torch.Tensor) -> dict[int, str]:
         """Choose and record one token per row; returns {row index: finish reason} of the done."""
-        logits = logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        toks = torch.argmax(logits, dim=-1).tolist()
-        for j, seq in enumerate(rows):
-            if seq.req.temperature > 0:
-                toks[j] = choose(logits[j], seq.req.temperature, seq.req.top_p, seq.gen)
-        # One gather for every row's chosen log-probability (per-row indexing costs ~5 µs each).
-        chosen = logp[torch.arange(len(rows)), torch.tensor(toks)].tolist()
+        picks = read_step(
+            logits,
+            [s.req.temperature for s in rows],
+            [s.req.top_p for s in rows],
+            [s.gen for s in rows],
+            [s.req.top_logprobs for s in rows],
+        )
         now = time.monotonic()
         done: dict[int, str] = {}
-        for j, seq in enumerate(rows):
-            req, tok = seq.req, toks[j]
-            top: tuple[tuple[int, float], ...] = ()
-            if req.top_logprobs:
-                vals, idx = logp[j].topk(req.top_logprobs)
-                top = tuple(zip(idx.tolist(), vals.tolist(), strict=True))
-            seq.out.append(tok)
-            if req.logprobs:
-                seq.logprobs.append(TokenLogprob(tok, chosen[j], top))
-            if not seq.first_token:
-                seq.first_token = now
-            reason = seq.check_finish(tok, self.eos_ids, self.tokenizer)
-            if reason is None:
-                if now - seq.sent_at >= self.stream_interval_s:
-                    self._emit(seq, final=False)
-            else:
+        for j, (seq, pick) in enumerate(zip(rows, picks, strict=True)):
+            if not pick.finite:
+                log.warning("request %s: the model's logits are not finite", seq.req.request_id)
+                done[j] = "error"
+                continue
+            try:
+                reason = self._append(seq, pick, now)
+            except Exception:  # one request's bookkeeping must not fail its batch mates
+                log.exception("request %s failed while recording a token", seq.req.request_id)
+                reason = "error"
+            if reason is not None:
                 done[j] = reason
         return done
+
+    def _append(self, seq: _Seq, pick: Pick, now: float) -> str | None:
+        """Record one chosen token of `seq`; returns its finish reason or None."""
+        seq.out.append(pick.token)
+        if seq.req.logprobs:
+            seq.logprobs.append(TokenLogprob(pick.token, pick.logprob, pick.top))
+        if not seq.first_token:
+            seq.first_token = now
+        reason = seq.check_finish(pick.token, self.eos_ids, self.tokenizer)
+        if reason is None and now - seq.sent_at >= self.stream_interval_s:
+            self._emit(seq, final=False)
+        return reason
 
     def _emit(self, seq: _Seq, *, final: bool) -> None:
         """Send the tokens and the stable text not yet sent (all of it when final)."""

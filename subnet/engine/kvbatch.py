@@ -13,6 +13,13 @@ entire cache on every join and leave, which cost ~9 ms per event at 32 rows (ben
 C=32: 0.5 s of a 3.7 s run). A decode step writes one column in place; the time axis doubles
 (or slides the window back to column 0) when it runs out, so those copies are amortized.
 
+Sliding-window layers (gemma2/3, mistral, phi3, qwen2) keep their full history here like the
+others: the model's own cache keeps only the last `window - 1` keys of such a layer, which no
+shared time axis can hold. Each row's real tokens are contiguous and end in the window's last
+column, so column distance is token distance and the model's sliding mask (built over columns)
+hides exactly what lies outside the window. The cost is memory: a sliding layer holds the whole
+context rather than the window.
+
 Stale values in slots and columns outside a row's mask are finite (buffers start zeroed and
 only ever hold real keys and values) and masked out, so they never reach an attention output.
 

@@ -1,9 +1,11 @@
-"""Token choice and stop detection: small pure functions the batcher applies per sequence.
+"""Token choice and stop detection: small functions the batcher applies per step and sequence.
 
-Sampling is per sequence with its own `torch.Generator`, so a seeded request draws the same
-tokens whatever else is in the batch. Reported log-probabilities are always those of the raw
-model distribution (log-softmax of the logits, no temperature or top-p), the quantity validators
-recompute with `score_batch`.
+Sampling is per sequence with its own `torch.Generator` on the logits' device, seeded per
+request, so a seeded request draws the same tokens whatever else is in the batch (a CPU
+generator cannot drive `torch.multinomial` on a GPU). `pick_tokens` returns the step's tokens
+as a device tensor: the caller reads everything it needs back in one transfer per step.
+Reported log-probabilities are always those of the raw model distribution (log-softmax of the
+logits, no temperature or top-p), the quantity validators recompute with `score_batch`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import torch
 
 
-def make_generator(seed: int | None) -> torch.Generator:
-    g = torch.Generator()
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
     if seed is None:
         g.seed()
     else:
@@ -20,21 +22,43 @@ def make_generator(seed: int | None) -> torch.Generator:
     return g
 
 
-def choose(
-    logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None
-) -> int:
-    """Pick the next token from one row of float32 logits."""
-    if temperature <= 0.0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_p, order = torch.sort(probs, descending=True)
+def pick_tokens(
+    logits: torch.Tensor,
+    temperatures: list[float],
+    top_ps: list[float],
+    gens: list[torch.Generator | None],
+) -> torch.Tensor:
+    """One token per row of float32 logits (rows x vocab), as a long tensor on their device.
+
+    Greedy rows (temperature 0) take the argmax. Sampled rows share one softmax (and one sort
+    when they use top-p) and draw with their own generator; a row's draw depends only on its
+    own logits, parameters and generator, never on its batch mates.
+    """
+    toks = torch.argmax(logits, dim=-1)
+    sampled = [j for j, t in enumerate(temperatures) if t > 0.0]
+    if not sampled:
+        return toks
+    device = logits.device
+    idx = torch.tensor(sampled, dtype=torch.long, device=device)
+    temps = torch.tensor([temperatures[j] for j in sampled], dtype=logits.dtype, device=device)
+    probs = torch.softmax(logits.index_select(0, idx) / temps[:, None], dim=-1)
+    nucleus = [k for k, j in enumerate(sampled) if top_ps[j] < 1.0]
+    if nucleus:
+        at = torch.tensor(nucleus, dtype=torch.long, device=device)
+        sorted_p, order = torch.sort(probs.index_select(0, at), dim=-1, descending=True)
+        p = torch.tensor([top_ps[sampled[k]] for k in nucleus], dtype=probs.dtype, device=device)
         # Keep the smallest prefix whose mass reaches top_p (always at least one token).
-        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < top_p
+        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < p[:, None]
         sorted_p = torch.where(keep, sorted_p, torch.zeros_like(sorted_p))
-        pick = torch.multinomial(sorted_p, 1, generator=gen)
-        return int(order[pick])
-    return int(torch.multinomial(probs, 1, generator=gen))
+    row_of = {k: r for r, k in enumerate(nucleus)}
+    picks = []
+    for k, j in enumerate(sampled):
+        if k in row_of:
+            r = row_of[k]
+            picks.append(order[r].gather(0, torch.multinomial(sorted_p[r], 1, generator=gens[j])))
+        else:
+            picks.append(torch.multinomial(probs[k], 1, generator=gens[j]))
+    return toks.index_copy(0, idx, torch.cat(picks))
 
 
 def find_stop(text: str, stops: tuple[str, ...], searched: int) -> int | None:

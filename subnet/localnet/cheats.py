@@ -42,11 +42,33 @@ def reasons_from_logs(log_paths: Iterable[Path]) -> dict[int, Counter[str]]:
     return merged
 
 
+# Cheats whose work is honest: their lie is a claim (overclaim: every domain on its card) or a
+# second hotkey on one engine (sybil, with its base). They must earn no more than honest work,
+# not nothing: they count with the honest miners and are checked against the best of them.
+HONEST_WORK = frozenset({"overclaim", "sybil"})
+NO_GAIN = 1.2  # ... within this factor of the best honest miner serving the same expert
+CHEAT_SHARE = 0.05  # every other cheat: at most this share of an honest miner's incentive
+
+
+def _label_cheat(label: str) -> str:
+    """'cheat-sybil (code)' -> 'sybil'; '' for a non-cheat label."""
+    name = label.split(" ", 1)[0]
+    return name.removeprefix("cheat-") if name.startswith("cheat-") else ""
+
+
 def honest_share(row: EpochRow) -> tuple[float, float]:
-    """(honest miners' incentive, cheaters' incentive) in one epoch."""
-    honest = sum(u.incentive for u in row.uids if u.role == "miner")
-    cheat = sum(u.incentive for u in row.uids if u.role == "cheater")
+    """(honest work's incentive, cheaters' incentive) in one epoch."""
+    honest = cheat = 0.0
+    for u in row.uids:
+        if u.role == "miner" or (u.role == "cheater" and _label_cheat(u.label) in HONEST_WORK):
+            honest += u.incentive
+        elif u.role == "cheater":
+            cheat += u.incentive
     return honest, cheat
+
+
+def _expert(label: str) -> str:
+    return label.rsplit("(", 1)[-1].rstrip(")") if "(" in label else "-"
 
 
 def cheat_checks(last: EpochRow, reasons: dict[int, Counter[str]]) -> list[tuple[str, bool, str]]:
@@ -57,7 +79,11 @@ def cheat_checks(last: EpochRow, reasons: dict[int, Counter[str]]) -> list[tuple
     honest, cheat = honest_share(last)
     total = honest + cheat
     share = honest / total if total > 0 else 0.0
-    paid = ", ".join(f"{u.label} {u.incentive:.3f}" for u in cheaters if u.incentive > 0)
+    paid = ", ".join(
+        f"{u.label} {u.incentive:.3f}"
+        for u in cheaters
+        if u.incentive > 0 and _label_cheat(u.label) not in HONEST_WORK
+    )
     checks = [
         (
             f"honest miners take >= {HONEST_SHARE:.0%} of miner incentive",
@@ -65,8 +91,33 @@ def cheat_checks(last: EpochRow, reasons: dict[int, Counter[str]]) -> list[tuple
             f"honest {share:.1%}" + (f"; cheaters paid: {paid}" if paid else "; cheaters 0"),
         )
     ]
+    miners = [u for u in last.uids if u.role == "miner" and not u.label.startswith("sybil-base")]
+    mean_honest = sum(u.incentive for u in miners) / len(miners) if miners else 0.0
     for u in cheaters:
+        name = _label_cheat(u.label)
+        if name in HONEST_WORK:
+            same = [m.incentive for m in miners if _expert(m.label) == _expert(u.label)]
+            best = max(same, default=mean_honest)
+            mine = u.incentive + sum(
+                m.incentive for m in last.uids if m.label.startswith(f"{name}-base")
+            )
+            what = "with its base miner " if name == "sybil" else ""
+            checks.append(
+                (
+                    f"{u.label} {what}earns no more than honest work",
+                    mine <= NO_GAIN * best + 1e-9,
+                    f"{mine:.3f} vs best honest {best:.3f}",
+                )
+            )
+            continue
         got = reasons.get(u.uid, Counter())
         detail = ", ".join(f"{r}×{n}" for r, n in got.most_common()) or "never scored 0"
         checks.append((f"{u.label} caught by validators", bool(got), detail))
+        checks.append(
+            (
+                f"{u.label} earns <= {CHEAT_SHARE:.0%} of an honest miner",
+                u.incentive <= CHEAT_SHARE * mean_honest + 1e-9,
+                f"{u.incentive:.4f} vs honest mean {mean_honest:.3f}",
+            )
+        )
     return checks

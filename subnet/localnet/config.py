@@ -28,6 +28,10 @@ class LocalnetConfig:
     # One extra cheating miner per name (subnet.miner.adversary.ADVERSARIES), for the subnet's
     # own reliability runs: the summary then checks that honest miners take the incentive.
     adversaries: tuple[str, ...] = ()
+    # Simulated users (subnet.localnet.users): requests per second over all gateways, and the
+    # share of each domain in their prompts (empty: even).
+    users_rps: float = 0.5
+    users_mix: tuple[tuple[str, float], ...] = ()
 
     @property
     def experts_path(self) -> Path:
@@ -47,6 +51,17 @@ def add_localnet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dashboard", action="store_true", help="plain log lines instead")
     p.add_argument("--fresh", action="store_true", help="wipe the data dir and start over")
     p.add_argument("--logging.debug", dest="debug", action="store_true")
+    p.add_argument(
+        "--users-rps",
+        type=float,
+        default=0.5,
+        help="simulated user requests per second through the gateways (0: none)",
+    )
+    p.add_argument(
+        "--users-mix",
+        default="",
+        help="share of each domain in user prompts, e.g. math=3,code=1 (default: even)",
+    )
     p.add_argument(
         "--adversaries",
         default="",
@@ -68,6 +83,8 @@ def localnet_config_from_args(a: argparse.Namespace) -> LocalnetConfig:
     if a.stake <= 0:
         raise ConfigError("--stake must be > 0 TAO")
     adversaries = _adversaries(a.adversaries)
+    if not 0 <= a.users_rps <= 50:
+        raise ConfigError(f"--users-rps must be in [0, 50], got {a.users_rps}")
     return LocalnetConfig(
         data_dir=a.data_dir.expanduser().resolve(),
         miners=a.miners,
@@ -82,7 +99,30 @@ def localnet_config_from_args(a: argparse.Namespace) -> LocalnetConfig:
         fresh=a.fresh,
         debug=a.debug,
         adversaries=adversaries,
+        users_rps=a.users_rps,
+        users_mix=_mix(a.users_mix),
     )
+
+
+def _mix(value: str) -> tuple[tuple[str, float], ...]:
+    from subnet.localnet.users import PROMPTS
+
+    out = []
+    for part in (p.strip() for p in (value or "").split(",") if p.strip()):
+        domain, _, share = part.partition("=")
+        try:
+            weight = float(share)
+        except ValueError:
+            weight = -1.0
+        if domain not in PROMPTS or not weight >= 0:
+            raise ConfigError(
+                f"--users-mix: {part!r} is not DOMAIN=SHARE with DOMAIN one of "
+                f"{', '.join(PROMPTS)} and SHARE >= 0 (e.g. math=3,code=1)"
+            )
+        out.append((domain, weight))
+    if out and sum(w for _, w in out) <= 0:
+        raise ConfigError("--users-mix: at least one share must be > 0")
+    return tuple(out)
 
 
 def _adversaries(value: str) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import bittensor as bt
@@ -61,6 +62,7 @@ class Localnet:
     history: list[hist.EpochRow] = field(default_factory=list)
     epochs_this_run: int = 0
     emission_per_block: int = 0  # alpha rao the chain mints per block for the subnet (genesis)
+    users: Any = None  # the simulated users' stats (subnet.localnet.users.UserStats)
 
     @classmethod
     def create(cls, config: LocalnetConfig) -> Localnet:
@@ -86,7 +88,15 @@ class Localnet:
                 await self._build_experts()
                 await self._publish_registry(client)
                 await self._start_neurons()
-                await self._watch(client)
+                users = self._users()
+                stop_users = asyncio.Event()
+                load = asyncio.create_task(users.run(stop_users), name="users")
+                try:
+                    await self._watch(client)
+                finally:
+                    stop_users.set()
+                    await asyncio.wait_for(load, 90)
+                    self.users = users.stats
         finally:
             await self.procs.stop_all()
         return self._finish()
@@ -170,6 +180,20 @@ class Localnet:
             url = f"http://127.0.0.1:{n.port}/health"
             await self.procs.wait_ready(n.name, self._http_ok(url), timeout=READY_TIMEOUT_S)
         log.info("all %d neurons up", len(lay.neurons))
+
+    def _users(self):
+        from subnet.localnet.users import Users
+        from subnet.localnet.view import LOCALNET_API_KEY
+
+        gateways = [
+            f"http://127.0.0.1:{n.port}" for n in self.layout.neurons if n.role == "validator"
+        ]
+        return Users(
+            gateways,
+            LOCALNET_API_KEY,
+            rps=self.config.users_rps,
+            mix=dict(self.config.users_mix) or None,
+        )
 
     async def _watch(self, client: bt.Client) -> None:
         """Redraw the dashboard until enough epochs passed with every neuron up."""

@@ -34,6 +34,9 @@ class NeuronInfo:
     metrics_port: int = 0
     hotkey: str = ""
     adversary: str = ""  # miners run with --adversary NAME (a cheat, for reliability runs)
+    # An honest-working miner of a cheating operator: the sybil's base engine (it admits the
+    # sybil's relay), paid as honest work but checked with its relay.
+    base_of: str = ""
 
 
 @dataclass
@@ -84,7 +87,7 @@ class LocalnetLayout:
     def load_or_new(cls, cfg: LocalnetConfig, free_port: Callable[[], int]) -> LocalnetLayout:
         if (cfg.data_dir / "localnet.json").exists():
             lay = cls.load(cfg.data_dir)
-            roles = [n.role for n in lay.neurons if not n.adversary]
+            roles = [n.role for n in lay.neurons if not n.adversary and not n.base_of]
             cheats = tuple(n.adversary for n in lay.neurons if n.adversary)
             if (
                 roles.count("miner") == cfg.miners
@@ -117,6 +120,11 @@ class LocalnetLayout:
             )
             for i, name in enumerate(cfg.adversaries)
         ]
+        if "sybil" in cfg.adversaries:
+            sybil = next(n for n in neurons if n.adversary == "sybil")
+            neurons.append(
+                NeuronInfo("sybil-base", "miner", free_port(), expert=sybil.expert, base_of="sybil")
+            )
         lay = cls(data_dir=cfg.data_dir, chain_port=free_port(), neurons=neurons)
         lay.save()
         return lay
@@ -176,6 +184,11 @@ class LocalnetLayout:
                 str(cfg.experts_path),
                 "--metagraph-refresh-s",
                 str(max(2.0, cfg.block_time * cfg.tempo / 2)),
+                # Capacity each validator's probes fill their share of: small, so a localnet of
+                # many miners stays within two CPU cores.
+                "--max-batch",
+                str(4 if cfg.adversaries else 8),
+                *(["--no-require-permit"] if n.base_of else []),
                 *self._adversary_args(n),
             ]
         return [
@@ -194,6 +207,9 @@ class LocalnetLayout:
             # A step every ~2 blocks and a fresh metagraph every half epoch keep a short run lively.
             "--step-s",
             str(max(1.0, cfg.block_time * 4)),
+            # Every miner in every step: hotkeys sharing an engine are probed together.
+            "--sample-size",
+            str(sum(1 for m in self.neurons if m.role == "miner")),
             "--metagraph-refresh-s",
             str(max(2.0, cfg.block_time * cfg.tempo / 2)),
         ]
@@ -207,6 +223,10 @@ class LocalnetLayout:
             # so the relay is refused (403): admission is the real defence against copying.
             target = next(m for m in self.neurons if m.role == "miner" and not m.adversary)
             args += ["--adversary.target", f"http://127.0.0.1:{target.port},{target.hotkey}"]
+        if n.adversary == "sybil":
+            # Its own base miner, which admits it: one engine behind two hotkeys.
+            base = next(m for m in self.neurons if m.base_of == "sybil")
+            args += ["--adversary.target", f"http://127.0.0.1:{base.port},{base.hotkey}"]
         return args
 
     def by_hotkey(self) -> dict[str, NeuronInfo]:

@@ -173,9 +173,16 @@ async def generate(request: web.Request) -> web.StreamResponse:
                 )
                 await resp.prepare(request)
             await resp.write(_sse(item))
-    except (ConnectionResetError, asyncio.CancelledError):
+    except asyncio.CancelledError:
         handle.cancel()  # the client went away: free the batch slot at the next step
         raise
+    except ConnectionResetError:
+        # A client that leaves mid-stream (a hedging gateway's loser, a validator shutting
+        # down) is not an error of ours: free the slot and end quietly.
+        handle.cancel()
+        log.debug("client left mid-stream")
+        metrics.reject("generate", 499, "client_left")
+        return resp if resp is not None else web.Response(status=499)
     final = handle.response
     assert final is not None
     _account(app, hotkey, req, final, arrived)

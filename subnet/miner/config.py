@@ -6,6 +6,8 @@ Parsed once in `neurons/miner.py` (`miner_config_from_args`) into a frozen `Mine
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from protocol import MAX_BODY_BYTES, MAX_NEW_TOKENS
 from subnet.config import CommonConfig, ConfigError, add_common_args, common_from_args
 from subnet.engine.experts import DEFAULT_EXPERTS_DIR
+from subnet.engine.experts import DOMAINS as TINY_EXPERTS
 from subnet.miner.admission import AdmissionPolicy
 
 
@@ -97,7 +100,7 @@ def miner_config_from_args(
     expert = args.expert or env.get("DMOE_EXPERT") or "code"
     experts_dir = Path(args.experts_dir or env.get("DMOE_EXPERTS_DIR") or DEFAULT_EXPERTS_DIR)
     tiny_dir = None
-    if expert in ("code", "math"):
+    if expert in TINY_EXPERTS:
         tiny_dir = experts_dir.expanduser()
         expert = str(tiny_dir / expert)
     if not 1 <= args.max_batch <= 1024:
@@ -113,6 +116,11 @@ def miner_config_from_args(
     if args.min_stake < 0 or args.quota_tps <= 0 or args.refresh_s <= 0:
         raise ConfigError("--min-stake must be >= 0; quota and refresh period must be > 0")
     domains = tuple(d.strip() for d in (args.expert_domains or "").split(",") if d.strip())
+    _check_domains(domains)
+    if not _DEVICE.match(args.device):
+        raise ConfigError(f"--device {args.device!r}: use auto, cpu, cuda, cuda:N or mps")
+    if tiny_dir is None:
+        _check_expert(expert)
     return MinerConfig(
         common=common,
         engine=EngineConfig(
@@ -141,3 +149,37 @@ def miner_config_from_args(
         adversary=args.adversary,
         adversary_target=args.adversary_target,
     )
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?)$")
+# A Hugging Face id is `org/name` (legacy ids without an org now redirect to one).
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _check_domains(domains: tuple[str, ...]) -> None:
+    from subnet.validator.tasks import DOMAINS  # what validators test and route
+
+    for d in domains:
+        if d not in DOMAINS:
+            close = difflib.get_close_matches(d, DOMAINS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"--expert.domains: unknown domain {d!r}; {hint}validators know "
+                f"{', '.join(DOMAINS)}"
+            )
+
+
+def _check_expert(expert: str) -> None:
+    """A directory, or a well-formed hub id: a typo must not become a hub download."""
+    path = Path(expert).expanduser()
+    if path.is_dir():
+        return
+    if expert.startswith((".", "/", "~")):
+        raise ConfigError(f"--expert {expert}: no such directory")
+    if not _HF_ID.match(expert):
+        close = difflib.get_close_matches(expert, TINY_EXPERTS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"--expert {expert!r} is not a tiny expert ({', '.join(TINY_EXPERTS)}), a directory "
+            f"or a Hugging Face id (org/name){hint}"
+        )

@@ -143,13 +143,25 @@ def build_from_dir(experts_dir: Path, version: int = 1) -> Registry:
     """A registry of every expert directory under `experts_dir` (with its recomputed hash)."""
     from subnet.engine.loading import weights_hash
 
-    entries = []
+    if version < 1:
+        raise RegistryError(
+            f"--version must be a positive integer (bump it on every change), got {version}"
+        )
     root = Path(experts_dir)
+    if not root.is_dir():
+        raise RegistryError(
+            f"--experts.dir {experts_dir} is not a directory (one folder per expert; "
+            "`dmoe experts build` makes the tiny ones)"
+        )
+    entries = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         card_file = d / "expert.json"
         if not any(d.glob("*.safetensors")):
             continue
-        card = json.loads(card_file.read_text()) if card_file.exists() else {}
+        try:
+            card = json.loads(card_file.read_text()) if card_file.exists() else {}
+        except ValueError as err:
+            raise RegistryError(f"{card_file} is not a JSON expert card ({err})") from None
         entries.append(
             RegistryEntry(
                 model_id=str(card.get("model_id", d.name)),
@@ -160,4 +172,5 @@ def build_from_dir(experts_dir: Path, version: int = 1) -> Registry:
         )
     if not entries:
         raise RegistryError(f"no expert directories with safetensors under {experts_dir}")
-    return Registry(version=version, experts=tuple(entries))
+    # What `load` (and so `publish` and validators) accepts, checked before the file is written.
+    return Registry.from_dict(Registry(version=version, experts=tuple(entries)).to_dict())

@@ -19,7 +19,9 @@ Two input formats:
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from subnet.consensus import EpochResult, SubnetState, YumaParams, epoch
+from subnet.consensus.types import YUMA_PARAM_ALIASES
 
 DEFAULT_RAO = 1_000_000_000  # 1 alpha per epoch
+MAX_EPOCHS = 100_000
 _START_BLOCK = 10_000
 
 
@@ -83,9 +87,14 @@ def _from_case(data: dict[str, Any]) -> Simulation:
             raise SimulationError(f"epoch {k}: every weight row needs {m} u16 values")
         if any(not 0 <= int(w) <= 65535 for row in ep["weights"] for w in row):
             raise SimulationError(f"epoch {k}: weights must be u16 (0..65535)")
+        bad = [s for s in ep["stake"] if not _is_number(s) or s < 0]
+        if bad:
+            raise SimulationError(
+                f"epoch {k}: stakes must be non-negative numbers of rao, got {bad[0]!r}"
+            )
     hp = dict(data.get("hyperparameters") or {})
     params = replace(
-        YumaParams.from_dict(hp),
+        _params(hp, "hyperparameters"),
         yuma3=version == "yuma3",
         max_allowed_validators=max(v, 1),
     )
@@ -112,8 +121,23 @@ def _from_case(data: dict[str, Any]) -> Simulation:
     return Simulation(params, state, schedule, v, int(data.get("rao_emission", DEFAULT_RAO)), True)
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _params(raw: dict[str, Any], where: str) -> YumaParams:
+    """YumaParams from a file's dict; a name it does not know is an error, not a silent no-op."""
+    known = sorted({*YumaParams.__dataclass_fields__, *YUMA_PARAM_ALIASES})
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            raise SimulationError(f"unknown hyperparameter {key!r} in '{where}': {hint}")
+    return YumaParams.from_dict(raw)
+
+
 def _from_recorded(data: dict[str, Any]) -> Simulation:
-    params = YumaParams.from_dict(data.get("params") or {})
+    params = _params(data.get("params") or {}, "params")
     raw = dict(data["state"])
     fields = set(SubnetState.__dataclass_fields__)
     unknown = set(raw) - fields
@@ -218,6 +242,20 @@ def render_table(sim: Simulation, result: EpochResult, title: str):
             str(result.server_emission[uid] + result.validator_emission[uid]),
         )
     return table
+
+
+def check_plot_path(path: str | Path) -> None:
+    """Fail before running if the plot cannot be written where asked."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise SimulationError(f"--plot {path}: folder {path.parent} does not exist")
+    from matplotlib.figure import Figure
+
+    kinds = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lstrip(".").lower() not in kinds:
+        raise SimulationError(
+            f"--plot {path}: unknown image type {path.suffix or '(none)'}; use .png, .svg or .pdf"
+        )
 
 
 def plot(sim: Simulation, results: list[EpochResult], path: str | Path) -> None:

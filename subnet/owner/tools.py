@@ -7,6 +7,7 @@ one `dmoe btcli ...` away.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,26 +21,32 @@ class OwnerError(RuntimeError):
     """An owner action that failed; the message names the cause and the fix."""
 
 
-def _ok(result: Any, what: str) -> Any:
+def _ok(result: Any, what: str, payer: bt.Wallet | None = None) -> Any:
     if not result.success:
-        raise OwnerError(f"{what} failed: {result.message}")
+        from subnet.preflight import chain_hint
+
+        hint = chain_hint(result.message, getattr(result.error, "name", None))
+        if payer is not None:
+            hint = hint.replace("COLDKEY_SS58", payer.coldkeypub.ss58_address)
+        message = result.message.rstrip(". ")
+        raise OwnerError(f"{what} failed: {message}" + (f"; {hint}" if hint else ""))
     return result
 
 
 async def create_subnet(client: bt.Client, owner: bt.Wallet) -> int:
     """Register a new subnet owned by `owner` (its coldkey pays the lock); returns the netuid."""
-    result = _ok(await client.execute(bt.RegisterSubnet(), owner), "register subnet")
+    result = _ok(await client.execute(bt.RegisterSubnet(), owner), "register subnet", owner)
     return int(result.data["netuid"])
 
 
 async def start_subnet(client: bt.Client, owner: bt.Wallet, netuid: int) -> None:
     """Start emissions on a registered subnet (subtensor's `start_call`)."""
-    _ok(await client.execute(bt.StartCall(netuid=netuid), owner), f"start subnet {netuid}")
+    _ok(await client.execute(bt.StartCall(netuid=netuid), owner), f"start subnet {netuid}", owner)
 
 
 async def register(client: bt.Client, wallet: bt.Wallet, netuid: int) -> int:
     """Burned-register `wallet`'s hotkey on `netuid`; returns its uid."""
-    _ok(await client.execute(bt.BurnedRegister(netuid=netuid), wallet), "burned register")
+    _ok(await client.execute(bt.BurnedRegister(netuid=netuid), wallet), "burned register", wallet)
     uid = await client.query(bt.storage.SubtensorModule.Uids, [netuid, wallet.hotkey.ss58_address])
     if uid is None:
         raise OwnerError("registration was accepted but the hotkey has no uid; check the chain log")
@@ -49,7 +56,9 @@ async def register(client: bt.Client, wallet: bt.Wallet, netuid: int) -> int:
 async def get_hyperparameters(client: bt.Client, netuid: int) -> dict[str, Any]:
     hp = await client.read("subnet_hyperparameters", netuid=netuid)
     if hp is None:
-        raise OwnerError(f"subnet {netuid} does not exist; create it with `dmoe owner create`")
+        raise OwnerError(
+            f"subnet {netuid} does not exist: check --netuid (or create one: `dmoe owner create`)"
+        )
     raw = dict(hp)
     raw.pop("hyperparameters", None)
     return raw
@@ -79,19 +88,26 @@ async def set_hyperparameter(
             # The SDK refuses values outside the owner's bounds (e.g. tempo < 360) client-side;
             # root may still set them, which is how a local chain gets fast epochs.
             if sudo is None:
-                raise OwnerError(
-                    f"{err} (root may bypass owner bounds: pass --sudo on a local chain)"
-                ) from None
+                hint = ""
+                if "must be within" in str(err):  # well formed, outside the owner's bounds
+                    hint = (
+                        " (root may bypass owner bounds: on a local chain pass --sudo-uri //Alice)"
+                    )
+                raise OwnerError(f"{err}{hint}") from None
             setter = OWNER_HYPERPARAMETERS[name][0]
         else:
-            _ok(await client.execute(intent, owner), f"set {name}")
+            _ok(await client.execute(intent, owner), f"set {name}", owner)
             return
     if setter is None:
-        known = ", ".join(sorted({*OWNER_HYPERPARAMETERS, *ROOT_SETTERS}))
-        raise OwnerError(f"unknown hyperparameter {name!r}; known: {known}")
+        known = sorted({*OWNER_HYPERPARAMETERS, *ROOT_SETTERS})
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            raise OwnerError(f"unknown hyperparameter {name!r}: did you mean {close[0]!r}?")
+        raise OwnerError(f"unknown hyperparameter {name!r}; known: {', '.join(known)}")
     if sudo is None:
         raise OwnerError(
-            f"{name} is root-only on subtensor: pass --sudo (local chain dev key) or ask governance"
+            f"{name} is root-only on subtensor: on a local chain pass --sudo-uri //Alice "
+            "(its dev sudo key); elsewhere it belongs to the chain's governance"
         )
     from bittensor import calls
 
@@ -137,7 +153,7 @@ async def status(client: bt.Client, netuid: int) -> dict[str, Any]:
     """The metagraph as plain data: subnet header + one row per uid."""
     mg = await client.subnets.metagraph(netuid)
     if mg is None:
-        raise OwnerError(f"subnet {netuid} does not exist")
+        raise OwnerError(f"subnet {netuid} does not exist: check --netuid")
     rows = []
     for n in mg.neurons:
         rows.append(
@@ -188,7 +204,7 @@ async def publish_registry(client: bt.Client, owner: bt.Wallet, netuid: int, reg
 
     mg = await client.subnets.metagraph(netuid, commitments=False)
     if mg is None:
-        raise OwnerError(f"subnet {netuid} does not exist")
+        raise OwnerError(f"subnet {netuid} does not exist: check --netuid")
     if mg.owner_hotkey != owner.hotkey.ss58_address:
         raise OwnerError(
             f"--wallet.hotkey is not subnet {netuid}'s owner hotkey ({mg.owner_hotkey[:10]}…); "
@@ -204,7 +220,7 @@ async def published_registry(client: bt.Client, netuid: int) -> str | None:
     """The owner hotkey's commitment text on `netuid` (None if it has none)."""
     mg = await client.subnets.metagraph(netuid, commitments=True)
     if mg is None:
-        raise OwnerError(f"subnet {netuid} does not exist")
+        raise OwnerError(f"subnet {netuid} does not exist: check --netuid")
     owner = next((n for n in mg.neurons if n.hotkey == mg.owner_hotkey), None)
     if owner is None or owner.commitment is None:
         return None

@@ -26,6 +26,12 @@ class LoopConfig:
     chain_timeout_s: float = 30.0  # any single chain read
     card_timeout_s: float = 5.0  # GET /v1/card when the chain holds no card
     seed: int | None = None  # task randomness; None = fresh entropy (tests pass a number)
+    # How long a step waits for its probes before verifying what has arrived; the rest are
+    # verified by a later step. None = max(2 steps, 10 s).
+    probe_wait_s: float | None = None
+
+    def probe_wait(self, step_s: float) -> float:
+        return self.probe_wait_s if self.probe_wait_s is not None else max(2 * step_s, 10.0)
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,10 @@ class GatewayConfig:
     burst: int = 10  # requests a key may send at once before the rate applies
     max_body_bytes: int = 1 << 20
     max_tokens_cap: int = 512  # larger max_tokens are refused (400)
-    verify_share: float = 0.1  # share of organic answers verified like synthetic ones
+    # Share of organic answers verified like tasks. A caught cheat loses a tempo of pay, so a
+    # miner cheating on n of its organic answers in a tempo is caught with 1 - (1 - p)^n
+    # (p = 0.25: 94% at n = 10, 99.9% at n = 25); see docs/THREAT_MODEL.md.
+    verify_share: float = 0.25
     request_timeout_s: float = 60.0
 
 
@@ -54,6 +63,9 @@ class ValidatorConfig:
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    # Start even if miners will refuse this validator (unregistered, no stake or no permit):
+    # it then warns once per tempo. Without it the validator refuses to start, naming the fix.
+    allow_no_permit: bool = False
 
 
 def add_validator_args(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +104,33 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
         help="comma-separated API keys (env DMOE_API_KEYS)",
     )
     g.add_argument("--gateway.rpm", dest="gateway_rpm", type=float, default=None)
+    g.add_argument(
+        "--max-probe-streams",
+        dest="max_probe_streams",
+        type=int,
+        default=None,
+        help="concurrent tasks per probed miner, at most (default 16; never above our fair "
+        "share of its declared capacity)",
+    )
+    g.add_argument(
+        "--scoring.half-life-blocks",
+        dest="half_life_blocks",
+        type=float,
+        default=None,
+        help="evidence half-life in blocks (default: tempo / 5)",
+    )
+    g.add_argument(
+        "--gateway.verify-share",
+        dest="gateway_verify_share",
+        type=float,
+        default=None,
+        help="share of organic answers verified like tasks (default 0.25)",
+    )
+    g.add_argument(
+        "--allow-no-permit",
+        action="store_true",
+        help="start even without registration, stake or validator permit (warns every tempo)",
+    )
 
 
 def validator_config_from_args(
@@ -116,17 +155,31 @@ def validator_config_from_args(
         raise ConfigError(f"--experts-dir {experts} is not a directory (dmoe experts build)")
     if args.refresh_s is not None and not 1 <= args.refresh_s <= 3600:
         raise ConfigError(f"--metagraph-refresh-s must be in [1, 3600], got {args.refresh_s}")
+    if args.max_probe_streams is not None and not 1 <= args.max_probe_streams <= 256:
+        raise ConfigError(f"--max-probe-streams must be in [1, 256], got {args.max_probe_streams}")
+    if args.half_life_blocks is not None and not 1 <= args.half_life_blocks <= 100_000:
+        raise ConfigError(
+            f"--scoring.half-life-blocks must be in [1, 100000], got {args.half_life_blocks}"
+        )
+    share = args.gateway_verify_share
+    if share is not None and not 0.0 <= share <= 1.0:
+        raise ConfigError(f"--gateway.verify-share must be in [0, 1], got {share}")
     loop = LoopConfig()
     if args.step_s is not None:
         loop = replace(loop, step_s=args.step_s)
     if args.refresh_s is not None:
         loop = replace(loop, metagraph_refresh_s=args.refresh_s)
-    sampling = SamplingConfig(per_step=args.sample_size) if args.sample_size else SamplingConfig()
+    sampling = SamplingConfig()
+    if args.sample_size:
+        sampling = replace(sampling, per_step=args.sample_size)
+    if args.max_probe_streams:
+        sampling = replace(sampling, max_probe_streams=args.max_probe_streams)
     gw = GatewayConfig(
         port=args.gateway_port,
         host=args.gateway_host or "127.0.0.1",
         api_keys=keys,
         requests_per_minute=args.gateway_rpm or GatewayConfig.requests_per_minute,
+        verify_share=GatewayConfig.verify_share if share is None else share,
     )
     state_path = (
         Path(args.state_path).expanduser()
@@ -141,6 +194,8 @@ def validator_config_from_args(
         registry_path=Path(args.registry_path).expanduser() if args.registry_path else None,
         loop=loop,
         sampling=sampling,
+        scoring=ScoringConfig(half_life_blocks=args.half_life_blocks),
         weights=WeightsConfig(dry_run=bool(args.dry_run)),
         gateway=gw,
+        allow_no_permit=bool(getattr(args, "allow_no_permit", False)),
     )

@@ -2,11 +2,17 @@
 
 `POST /v1/chat/completions`, `POST /v1/completions` (stream or not; SSE ends with
 `data: [DONE]`) and `GET /v1/models`. Bearer API keys, a token bucket per key (429 with
-Retry-After). Each request's domain (see `openai_format`) goes to the router, which orders the
-miners for it; the first gets the request, a backup is sent if no token arrives within the hedge
-delay (the loser is cancelled), and a miner dying mid-answer is replaced by the next one, which
-continues from the text already sent. A share of organic answers is verified like synthetic ones;
-a failure bans the miner (exponential backoff) and scores it zero.
+Retry-After). Each request's domain (see `openai_format`) picks the experts in order of measured
+fit, and the router the miners serving them; the first gets the request, a backup is sent if no
+token arrives within the hedge delay (the loser is cancelled), and a miner dying mid-answer is
+replaced by the next one, which continues from the text already sent.
+
+Users receive only text derived from the streamed token ids with the reference tokenizer
+(`derive.TextStream`), never a miner's own text, and nothing past the end an honest engine would
+stop at. A share of organic answers (`verify_share`) is verified like synthetic tasks; the final
+answer must be exactly the tokens that were streamed. Every outcome goes to the ledger: a failed
+verification is a strike and a ban, a refusal within our share counts as one, a completed answer
+clears only transport failures — never a cheat ban, and never before its verification has run.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from subnet.net import error_response
 from subnet.validator import openai_format as oai
 from subnet.validator import router, scoring
 from subnet.validator.config import GatewayConfig
+from subnet.validator.derive import TextStream
+from subnet.validator.query import Assembly
 from subnet.validator.tasks import DOMAINS
 from subnet.validator.verifier import Item
 
@@ -67,9 +75,9 @@ class KeyBuckets:
 class Gateway:
     def __init__(self, validator: Validator, cfg: GatewayConfig, router_cfg: router.RouterConfig):
         self.v = validator
+        self.ledger = validator.ledger
         self.cfg = cfg
         self.router_cfg = router_cfg
-        self.bans = router.Bans(router_cfg)
         self.keys = KeyBuckets(cfg.api_keys, cfg.requests_per_minute, cfg.burst)
         self.rng = random.Random()
         self._runner: web.AppRunner | None = None
@@ -174,7 +182,7 @@ class Gateway:
         usage_prompt = 0
         served_by = -1
         try:
-            async for kind, payload in self._generate(req, order, domain):
+            async for kind, payload in self._generate(req, order):
                 if kind == "open":
                     served_by = payload
                 elif kind == "text":
@@ -186,9 +194,7 @@ class Gateway:
                             resp, oai.chunk(cid, model, chat, payload, None, len(pieces) == 1)
                         )
                 else:
-                    final, used = payload
-                    finish = oai.FINISH[final.finish_reason]
-                    usage_prompt = final.usage.prompt_tokens
+                    finish, usage_prompt, used = payload
         except NoMinerLeft as err:
             if resp is None:
                 return error_response(502, "upstream_failed", str(err), retry_after=1)
@@ -218,29 +224,32 @@ class Gateway:
 
     # --- routing
     def _cards(self):
-        return [m.card for m in self.v.miners.values() if m.card is not None]
+        return [
+            m.card for uid, m in self.ledger.miners.items() if self.ledger.expert(uid) is not None
+        ]
 
     def _order(self, domain: str, model_id: str | None) -> list[int]:
-        experts = [
-            router.Expert(
-                uid=m.uid,
-                domains=m.card.domains,
-                score=self.v.state.stat(m.uid, domain).ema,
-                inflight=self.v.inflight.get(m.uid, 0),
-                capacity=m.card.capacity,
-                expected_ttft_s=self.v.ttft_ema.get(m.uid),
-            )
-            for m in self.v.miners.values()
-            if m.card is not None and (model_id is None or m.card.model_id == model_id)
-        ]
+        candidates = self.ledger.candidates(model_id)
+        if model_id is not None:
+            preference = sorted({c.expert for c in candidates})
+        else:
+            preference = self.ledger.preference(domain)
+        if preference:
+            self.ledger.note_demand(preference[0])  # what the user asked for, served or not
         return router.pick(
-            experts, domain, now=time.monotonic(), bans=self.bans, rng=self.rng, cfg=self.router_cfg
+            candidates,
+            preference,
+            now=time.monotonic(),
+            bans=self.ledger.bans,
+            rng=self.rng,
+            cfg=self.router_cfg,
         )
 
     async def _generate(
-        self, req: GenerateRequest, order: list[int], domain: str
+        self, req: GenerateRequest, order: list[int]
     ) -> AsyncIterator[tuple[str, object]]:
-        """("open", uid) per miner tried, ("text", str) pieces, then ("final", (resp, tokens))."""
+        """("open", uid) per miner tried, ("text", str) pieces of derived text, then
+        ("final", (openai finish reason, prompt tokens, completion tokens))."""
         queue = list(order)
         text_so_far = ""
         tokens_so_far = 0
@@ -249,41 +258,53 @@ class Gateway:
             opened = await self._hedged_open(current, queue)
             if opened is None:
                 break
-            uid, agen, first = opened
+            uid, agen, first, claim = opened
             yield "open", uid
-            segment_text, segment_tokens = "", 0
+            derived = self._text_stream(uid, current)
+            streamed = Assembly()
             try:
                 item = first
                 while True:
                     if isinstance(item, GenerateChunk):
-                        segment_text += item.text
-                        segment_tokens += len(item.token_ids)
-                        yield "text", item.text
+                        streamed.add(item)
+                        piece = derived.feed(item.token_ids)
+                        if piece:
+                            yield "text", piece
                     else:
                         assert isinstance(item, GenerateResponse)
-                        # A miner may send everything in the final event: pass on the rest.
-                        rest = item.text[len(segment_text) :]
-                        if rest:
-                            yield "text", rest
-                        self.bans.success(uid)
-                        if current is req:
-                            self._maybe_verify(uid, domain, req, item)
-                        yield "final", (item, tokens_so_far + len(item.token_ids))
+                        if not streamed.token_ids:  # everything came in the final event
+                            piece = derived.feed(item.token_ids)
+                            if piece:
+                                yield "text", piece
+                        piece = derived.finish()
+                        if piece:
+                            yield "text", piece
+                        self.ledger.transport_success(uid)
+                        self._after_answer(uid, current, item, streamed, organic=current is req)
+                        n = len(derived.ids)
+                        finish = "length" if derived.end == "length" else "stop"
+                        yield "final", (finish, item.usage.prompt_tokens, tokens_so_far + n)
                         return
                     item = await asyncio.wait_for(anext(agen), self.cfg.request_timeout_s)
             except (*UPSTREAM_ERRORS, StopAsyncIteration) as err:
                 log.info("uid %d failed mid-answer (%s); failing over", uid, type(err).__name__)
-                self.bans.failure(uid, time.monotonic())
-                text_so_far += segment_text
-                tokens_so_far += segment_tokens
+                self._upstream_failed(uid, err)
+                text_so_far += derived.text[: derived.sent]
+                tokens_so_far += len(derived.ids)
                 current = oai.continuation(
                     req, self._rendered(req, uid), text_so_far, tokens_so_far
                 )
             finally:
-                self.v.inflight[uid] = max(0, self.v.inflight.get(uid, 1) - 1)
+                claim.close()
                 with contextlib.suppress(*UPSTREAM_ERRORS, RuntimeError):
                     await agen.aclose()
         raise NoMinerLeft("every selected miner failed")
+
+    def _text_stream(self, uid: int, req: GenerateRequest) -> TextStream:
+        expert = self.v.verifier.registry.get(self.ledger.expert(uid) or "")
+        if expert is None:  # routed miners serve verifiable experts; this is a bug, not input
+            raise RuntimeError(f"uid {uid} serves no reference expert")
+        return TextStream(expert.tokenizer, expert.eos_ids, req.stop, req.max_tokens)
 
     async def _hedged_open(self, req: GenerateRequest, queue: list[int]):
         """Start the first miner; if it is slower than its hedge delay, race a backup."""
@@ -292,7 +313,7 @@ class Gateway:
             if queue:
                 uid = queue.pop(0)
                 running[asyncio.create_task(self._open(uid, req))] = uid
-                delay = router.hedge_delay(self.v.ttft_ema.get(uid), self.router_cfg)
+                delay = router.hedge_delay(self.ledger.expected_ttft(uid), self.router_cfg)
             else:
                 delay = None
             done, _ = await asyncio.wait(
@@ -303,18 +324,18 @@ class Gateway:
                 if task.exception() is None:
                     for loser in running:
                         loser.cancel()
-                    for loser, lost_uid in running.items():
+                    for loser in running:
                         await _close_loser(loser)
-                        self.v.inflight[lost_uid] = max(0, self.v.inflight.get(lost_uid, 1) - 1)
                     return task.result()
                 log.info("uid %d could not start (%s)", uid, task.exception())
-                self.bans.failure(uid, time.monotonic())
-                self.v.inflight[uid] = max(0, self.v.inflight.get(uid, 1) - 1)
+                self._upstream_failed(uid, task.exception())
         return None
 
     async def _open(self, uid: int, req: GenerateRequest):
-        m = self.v.miners[uid]
-        self.v.inflight[uid] = self.v.inflight.get(uid, 0) + 1
+        m = self.ledger.miners[uid]
+        within = self.ledger.inflight(uid) < self.ledger.fair_share(uid)
+        claim = contextlib.ExitStack()
+        claim.enter_context(self.ledger.claim(uid))
         agen = generate_stream(
             self.v.signed,
             m.url,
@@ -325,53 +346,80 @@ class Gateway:
         )
         try:
             first = await asyncio.wait_for(anext(agen), self.cfg.request_timeout_s)
-        except BaseException:
+        except BaseException as err:
+            claim.close()
             with contextlib.suppress(*UPSTREAM_ERRORS, RuntimeError):
                 await agen.aclose()
+            if isinstance(err, MinerError) and err.status == 429:
+                raise Refused(uid, err.body.retry_after, within) from err
             raise
-        return uid, agen, first
+        return uid, agen, first, claim
+
+    def _upstream_failed(self, uid: int, err: BaseException | None) -> None:
+        """A miner could not serve: a refusal within our share or a transport failure is a
+        failed sample; either way the router avoids it for a while."""
+        if isinstance(err, Refused):
+            self.ledger.refusal(uid, err.retry_after, within_share=err.within_share)
+            if err.within_share:
+                log.info("uid %d organic scored 0: refused (429 within our share)", uid)
+            return
+        self.ledger.transport_failure(uid)
+        reason = "timeout" if isinstance(err, TimeoutError) else "error"
+        log.info("uid %d organic scored 0: %s %s", uid, reason, type(err).__name__)
+        self.ledger.record(uid, [scoring.Sample(reason)])
 
     def _rendered(self, req: GenerateRequest, uid: int) -> str:
         if req.prompt is not None:
             return req.prompt
-        card = self.v.miners[uid].card
-        expert = self.v.verifier.registry.get(card.weights_hash) if card else None
+        expert = self.v.verifier.registry.get(self.ledger.expert(uid) or "")
         if expert is None:
             from subnet.engine.prompt import render_messages
 
             return render_messages(req.messages)
         return expert.tokenizer.decode(encode_prompt(expert.tokenizer, req))
 
-    # --- organic verification
-    def _maybe_verify(
-        self, uid: int, domain: str, req: GenerateRequest, resp: GenerateResponse
+    # --- organic answers count like tasks
+    def _after_answer(
+        self,
+        uid: int,
+        req: GenerateRequest,
+        resp: GenerateResponse,
+        streamed: Assembly,
+        *,
+        organic: bool,
     ) -> None:
-        if self.rng.random() >= self.cfg.verify_share:
+        """A stream that contradicts its final answer is a cheat at once; otherwise a share of
+        first answers (a failover continuation is not the user's request) is verified."""
+        mismatch = streamed.mismatch(resp)
+        if mismatch:
+            log.warning("uid %d organic scored 0: stream_mismatch %s", uid, mismatch)
+            self.ledger.record(uid, [scoring.Sample("stream_mismatch")])
             return
-        m = self.v.miners.get(uid)
-        if m is None or m.card is None:
+        if not organic or self.rng.random() >= self.cfg.verify_share:
             return
-        task = asyncio.create_task(
-            self._verify(m, domain, Item(m.card.weights_hash, req, resp, uid))
-        )
+        h = self.ledger.expert(uid)
+        if h is None:
+            return
+        task = asyncio.create_task(self._verify(uid, Item(h, req, resp, uid)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _verify(self, m, domain: str, item: Item) -> None:
+    async def _verify(self, uid: int, item: Item) -> None:
         (verdict,) = await asyncio.to_thread(self.v.verifier.verify_many, [item])
-        if verdict.ok:
-            return
-        log.warning(
-            "organic answer of uid %d failed verification: %s %s",
-            m.uid,
-            verdict.reason,
-            verdict.detail,
-        )
-        self.bans.failure(m.uid, time.monotonic())
-        stat = scoring.update(
-            self.v.state.stat(m.uid, domain), 0.0, verdict.reason, time.time(), self.v.cfg.scoring
-        )
-        self.v.state.put(m.uid, m.hotkey, domain, stat)
+        self.v.metrics.verdicts.labels(reason=verdict.reason).inc()
+        if not verdict.ok:  # the loop's log format: localnet summaries count these
+            log.warning("uid %d organic scored 0: %s %s", uid, verdict.reason, verdict.detail)
+        # Counted whatever domain it was routed under; a failure is a strike and a ban.
+        self.ledger.record(uid, [scoring.Sample(verdict.reason)])
+
+
+class Refused(Exception):
+    """A miner answered 429 before the stream began."""
+
+    def __init__(self, uid: int, retry_after: float | None, within_share: bool):
+        super().__init__(f"uid {uid} refused (429)")
+        self.retry_after = retry_after
+        self.within_share = within_share
 
 
 class NoMinerLeft(RuntimeError):
@@ -379,8 +427,9 @@ class NoMinerLeft(RuntimeError):
 
 
 async def _close_loser(task: asyncio.Task) -> None:
-    with contextlib.suppress(asyncio.CancelledError, *UPSTREAM_ERRORS):
+    with contextlib.suppress(asyncio.CancelledError, Refused, *UPSTREAM_ERRORS):
         result = await task
+        result[3].close()
         await result[1].aclose()
 
 

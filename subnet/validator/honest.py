@@ -18,26 +18,28 @@ from subnet.engine.prompt import encode_prompt
 def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateResponse:
     tok = expert.tokenizer
     prompt = encode_prompt(tok, req)
+    device = expert.device
+    eos = expert.eos_ids or frozenset({tok.eos_token_id})
     t0 = time.perf_counter()
     kwargs = dict(max_new_tokens=req.max_tokens, do_sample=req.temperature > 0)
     if req.temperature > 0:
         torch.manual_seed(req.seed or 0)
         kwargs.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
     out = expert.model.generate(
-        torch.tensor([prompt]),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+        torch.tensor([prompt], device=device),
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=device),
         output_logits=True,
         return_dict_in_generate=True,
-        eos_token_id=tok.eos_token_id,
+        eos_token_id=sorted(eos),
         pad_token_id=tok.pad_token_id,
         **kwargs,
     )
     ids = out.sequences[0, len(prompt) :].tolist()
-    lps = []
-    for step, t in zip(out.logits, ids, strict=False):
-        lps.append(float(torch.log_softmax(step[0].float(), -1)[t]))
+    steps = torch.stack([step[0] for step in out.logits[: len(ids)]]).float()
+    chosen = torch.tensor(ids[: len(steps)], device=steps.device)
+    lps = torch.log_softmax(steps, -1).gather(1, chosen[:, None])[:, 0].tolist()
     ids = ids[: len(lps)]
-    finish = "eos" if ids and ids[-1] == tok.eos_token_id else "length"
+    finish = "eos" if ids and ids[-1] in eos else "length"
     if finish == "length" and len(ids) < req.max_tokens:
         finish = "stop"
     text = tok.decode(ids)

@@ -1,8 +1,15 @@
-"""The scoring loop: sample miners, send tasks, verify, score, save, set weights once per tempo.
+"""The scoring loop: sample miners, probe them, verify, record, set weights once per tempo.
 
 One event loop. Network awaits carry timeouts; model work (verification) runs in a thread. A
-miner that fails scores zero with a logged reason; nothing a miner does stops the loop. Per-peer
-state is bounded by the subnet's size (uids) and by LRU maps (backoffs, recent outputs).
+miner that fails scores zero with a logged reason; nothing a miner does stops the loop. What is
+known about each miner lives in the `Ledger` (declared card, evidence, live figures, what it is
+owed); this module only decides when to ask and hands the outcomes over.
+
+A step probes each sampled miner with up to its fair share of concurrent tasks (our stake's share
+of its declared capacity, capped by `max_probe_streams`), all miners at once, so hotkeys that
+share one engine share its speed. A miner that asked us to wait (`Retry-After`) after refusing
+within our share is not asked again until then, and every probe it would have received counts
+as refused.
 
 Miners come from the metagraph (axon endpoint; expert card from the chain commitment, else
 `GET /v1/card`), or from `set_miners` when running without a chain (tests, benchmarks).
@@ -22,10 +29,13 @@ from typing import Any
 import bittensor as bt
 
 from protocol import ExpertCard, ProtocolError
+from subnet import preflight
 from subnet.miner import client as miner_client
 from subnet.net import SignedClient
 from subnet.validator import sampling, scoring, tasks
 from subnet.validator.config import ValidatorConfig
+from subnet.validator.lag import LoopLag
+from subnet.validator.ledger import Ledger
 from subnet.validator.metrics import ValidatorMetrics
 from subnet.validator.query import MinerInfo, QueryResult, query
 from subnet.validator.state import StateStore, ValidatorState
@@ -38,12 +48,16 @@ log = logging.getLogger(__name__)
 @dataclass
 class StepReport:
     queried: list[int] = field(default_factory=list)
-    results: dict[int, QueryResult] = field(default_factory=dict)
-    reasons: dict[int, str] = field(default_factory=dict)
-    rewards: dict[int, float] = field(default_factory=dict)
+    results: dict[int, list[QueryResult]] = field(default_factory=dict)
+    # uid -> each probe request's reason ("ok", a verification reason, timeout, error, refused)
+    reasons: dict[int, list[str]] = field(default_factory=dict)
     wall_s: float = 0.0
     network_s: float = 0.0  # time spent awaiting miners
     verify_s: float = 0.0
+
+    def reason(self, uid: int) -> str:
+        """The first failure among uid's probe requests, else "ok"."""
+        return next((r for r in self.reasons.get(uid, []) if r != "ok"), "ok")
 
 
 class Validator:
@@ -56,31 +70,36 @@ class Validator:
         store: StateStore,
         client: bt.Client | None = None,
         wallet: Any = None,
+        owner_domains: dict[str, tuple[str, ...]] | None = None,
     ):
         self.cfg = cfg
         self.signed = signed
         self.verifier = verifier
         self.store = store
         self.state: ValidatorState = store.load()  # before anything can write
+        self.ledger = Ledger(self.state, cfg.scoring, cfg.router)
+        self.ledger.set_experts(verifier.registry.fit, owner_domains)
+        self.ledger.step_s = max(cfg.loop.step_s, 1e-3)
         self.client = client
         self.wallet = wallet
         self.setter = (
             WeightSetter(client, wallet, cfg.common.netuid, cfg.weights) if client else None
         )
         self.rng = random.Random(cfg.loop.seed)
-        self.miners: dict[int, MinerInfo] = {}
-        self.last_queried: dict[int, float] = {}
-        self.inflight: dict[int, int] = {}
-        self.backoff = sampling.Backoff429(cfg.sampling)
-        self.ttft_ema: dict[int, float] = {}  # for the router's hedging
-        self.tps_ema: dict[int, float] = {}  # tokens/s as measured here (status, dashboard)
+        self._jitter = random.Random()  # weights-check timing only: keeps `rng` reproducible
         self._last_refresh = 0.0
+        self._probing: dict[int, asyncio.Task] = {}  # uid -> its probe still in flight
+        self.lag = LoopLag()  # started with the first step (timing judgements need it)
+        self._standing_alarm = preflight.TempoWarner()
         self.metrics = ValidatorMetrics()
+
+    @property
+    def miners(self) -> dict[int, MinerInfo]:
+        return self.ledger.miners
 
     # --- miners
     def set_miners(self, miners: list[MinerInfo]) -> None:
-        self.miners = {m.uid: m for m in miners}
-        self.state.sync_hotkeys({m.uid: m.hotkey for m in miners})
+        self.ledger.sync(miners)
 
     async def refresh_metagraph(self) -> None:
         """Read the metagraph; keep the previous view if the chain does not answer."""
@@ -95,7 +114,16 @@ class Validator:
         except (TimeoutError, bt.ChainError, bt.RpcConnectionError, OSError) as err:
             log.warning("metagraph refresh failed, keeping the previous one: %s", err)
             return
+        if mg is None:
+            log.error("subnet %d does not exist on this chain (check --netuid)", netuid)
+            return
         own = self.signed.ss58_address
+        # Miners refuse a validator without permit: say so loudly, once per tempo.
+        problem = preflight.validator_problem(
+            preflight.standing_of(mg, own), netuid, own, "btcli subnets register", "btcli stake add"
+        )
+        if self._standing_alarm.check(int(mg.block), int(mg.tempo), problem):
+            log.warning("this validator cannot work: %s; miners answer it 403", problem)
         miners = []
         for n in mg.neurons:
             if n.hotkey == own or not n.axon:
@@ -105,8 +133,10 @@ class Validator:
             if card is None and prev is not None and prev.hotkey == n.hotkey:
                 card = prev.card
             miners.append(MinerInfo(n.uid, n.hotkey, f"http://{n.axon}", card))
-        self.state.sync_hotkeys({n.uid: n.hotkey for n in mg.neurons})
-        self.miners = {m.uid: m for m in miners}
+        self.ledger.sync(miners, {n.uid: n.hotkey for n in mg.neurons})
+        self.ledger.observe_chain(
+            int(mg.block), tempo=int(mg.tempo), stake_share=_stake_share(mg.neurons, own)
+        )
         await self._fetch_missing_cards()
         self._last_refresh = time.monotonic()
 
@@ -130,148 +160,156 @@ class Validator:
 
     # --- one step
     async def step(self) -> StepReport:
+        """Launch probes for the sampled miners, wait for them up to `probe_wait_s`, then verify
+        and record every probe that has finished (this step's and earlier stragglers'). A miner
+        that hangs or drips holds only its own probe, never the step."""
         t0 = time.monotonic()
+        self.lag.start()
         report = StepReport()
-        now = time.monotonic()
-        serving = [m for m in self.miners.values() if m.card is not None]
+        led = self.ledger
         cands = [
             sampling.Candidate(
                 uid=m.uid,
-                evidence=sum(s.evidence for s in self.state.stats.get(m.uid, {}).values()),
-                last_queried=self.last_queried.get(m.uid, 0.0),
-                inflight=self.inflight.get(m.uid, 0),
-                capacity=m.card.capacity,
-                blocked_until=self.backoff.until(m.uid),
+                evidence=led.state.tally(m.uid).count,
+                last_queried=led.live[m.uid].last_queried if m.uid in led.live else 0.0,
+                inflight=led.inflight(m.uid),
+                capacity=led.fair_share(m.uid),
             )
-            for m in serving
+            for m in led.serving()
+            if m.uid not in self._probing
         ]
-        chosen = sampling.choose(cands, now, self.rng, self.cfg.sampling)
+        chosen = sampling.choose(cands, t0, self.rng, self.cfg.sampling)
         report.queried = chosen
-        jobs = {}
+        launched = []
         for uid in chosen:
-            m = self.miners[uid]
-            domains = [d for d in m.card.domains if d in tasks.DOMAINS] or ["general"]
-            jobs[uid] = tasks.make_task(self.rng.choice(domains), self.rng)
-        t_net = time.monotonic()
-        results = await asyncio.gather(*(self._ask(uid, jobs[uid]) for uid in chosen))
-        report.network_s = time.monotonic() - t_net
-        report.results = {r.uid: r for r in results}
+            n = sampling.probe_size(
+                led.fair_share(uid), led.inflight(uid), self.cfg.sampling.max_probe_streams
+            )
+            if led.backed_off(uid):
+                # It asked us to wait after refusing within our share: each probe we would have
+                # sent now is a refusal too (waiting out a Retry-After is not free).
+                if led.skipped_probe(uid, n):
+                    report.reasons[uid] = ["refused"] * n
+                continue
+            domains = led.task_domains(uid)
+            jobs = [tasks.make_task(self.rng.choice(domains), self.rng) for _ in range(n)]
+            task = asyncio.create_task(self._probe(uid, jobs), name=f"probe-{uid}")
+            self._probing[uid] = task
+            launched.append(task)
+        self._note_task_demand()
+        if launched:
+            await asyncio.wait(launched, timeout=self.cfg.loop.probe_wait(self.cfg.loop.step_s))
+        report.network_s = time.monotonic() - t0
+        finished = [u for u, t in self._probing.items() if t.done()]
+        done = {u: self._probing.pop(u).result() for u in finished}
+        report.results = {u: [r for _, r in probe] for u, probe in done.items()}
 
         # Verify in arrival order, so a copy is the later of two identical answers.
-        answered = sorted((r for r in results if r.status == "ok"), key=lambda r: r.finished_at)
+        answered = sorted(
+            (
+                (uid, i, job, r)
+                for uid, probe in done.items()
+                for i, (job, r) in enumerate(probe)
+                if r.status == "ok"
+            ),
+            key=lambda x: x[3].finished_at,
+        )
         items = [
-            Item(self.miners[r.uid].card.weights_hash, jobs[r.uid].request, r.response, r.uid)
-            for r in answered
+            Item(self.miners[uid].card.weights_hash, job.request, r.response, uid)
+            for uid, _, job, r in answered
+            if uid in self.miners and self.miners[uid].card is not None
         ]
+        answered = [a for a in answered if a[0] in self.miners and self.miners[a[0]].card]
         tv = time.monotonic()
         verdicts = await asyncio.to_thread(self.verifier.verify_many, items) if items else []
         report.verify_s = time.monotonic() - tv
-        by_uid = {r.uid: v for r, v in zip(answered, verdicts, strict=True)}
+        verdict_of = {(uid, i): v for (uid, i, _, _), v in zip(answered, verdicts, strict=True)}
 
-        samples = []
-        for r in results:
-            m = self.miners[r.uid]
-            if r.status == "busy":
-                self.backoff.note(r.uid, time.monotonic(), r.retry_after_s)
-                log.info("uid %d busy (429); backing off, no penalty", r.uid)
+        for uid, probe in done.items():
+            if uid not in self.miners:  # left the subnet while we asked
                 continue
-            domain = jobs[r.uid].domain
-            if r.status == "ok":
-                v = by_uid[r.uid]
-                reason = v.reason
-                if r.ttft_s is not None:
-                    prev = self.ttft_ema.get(r.uid, r.ttft_s)
-                    self.ttft_ema[r.uid] = 0.8 * prev + 0.2 * r.ttft_s
-                if r.tokens_per_s is not None:
-                    prev = self.tps_ema.get(r.uid, r.tokens_per_s)
-                    self.tps_ema[r.uid] = 0.8 * prev + 0.2 * r.tokens_per_s
-            else:
-                reason = r.status
-            if reason != "ok":
-                detail = r.reason or (by_uid[r.uid].detail if r.uid in by_uid else "")
-                log.info("uid %d %s scored 0: %s %s", r.uid, domain, reason, detail)
-            report.reasons[r.uid] = reason
-            self.metrics.verdicts.labels(reason=reason).inc()
-            samples.append(
-                scoring.Sample(
-                    uid=r.uid,
-                    domain=domain,
-                    verified=reason == "ok",
-                    reason=reason,
-                    domain_fit=self.verifier.registry.domain_fit(m.card.weights_hash, domain),
-                    ttft_s=r.ttft_s,
-                    tokens_per_s=r.tokens_per_s,
-                )
-            )
-        report.rewards = scoring.rewards(samples, self.cfg.scoring)
-        wall = time.time()
-        for s in samples:
-            prev = self.state.stat(s.uid, s.domain)
-            new = scoring.update(prev, report.rewards[s.uid], s.reason, wall, self.cfg.scoring)
-            self.state.put(s.uid, self.miners[s.uid].hotkey, s.domain, new)
+            samples = [
+                self._sample(uid, job, r, verdict_of.get((uid, i)))
+                for i, (job, r) in enumerate(probe)
+            ]
+            report.reasons[uid] = [s.reason for s in samples]
+            results = [r for _, r in probe]
+            led.record(uid, samples, probe_seconds=_delivery_seconds(results, samples))
         self.state.step += 1
         self.store.save(self.state)
         report.wall_s = time.monotonic() - t0
         self.metrics.step_s.observe(report.wall_s)
         return report
 
+    def _sample(self, uid: int, task: tasks.Task, r: QueryResult, verdict) -> scoring.Sample:
+        """What one probe request is worth."""
+        led = self.ledger
+        if r.status == "busy":
+            # A probe never exceeds our fair share (`probe_size`), so its refusals count.
+            led.refusal(uid, r.retry_after_s, within_share=True)
+            log.info("uid %d %s scored 0: refused (429 within our share)", uid, task.domain)
+            self.metrics.verdicts.labels(reason="refused").inc()
+            return scoring.Sample("refused")
+        if r.status == "ok":
+            reason, detail = verdict.reason, verdict.detail
+            if reason == "ok" and r.code:  # verified, but held back and released at once
+                reason, detail = r.code, r.reason
+            led.note_timing(uid, r.ttft_s, r.tokens_per_s)
+        else:
+            reason = r.code if r.status == "invalid" else r.status
+            detail = r.reason
+        if reason != "ok":
+            log.info("uid %d %s scored 0: %s %s", uid, task.domain, reason, detail)
+        self.metrics.verdicts.labels(reason=reason).inc()
+        tokens = len(r.response.token_ids) if reason == "ok" and r.response else 0
+        return scoring.Sample(reason, tokens)
+
+    async def _probe(
+        self, uid: int, jobs: list[tasks.Task]
+    ) -> list[tuple[tasks.Task, QueryResult]]:
+        """All of a miner's probe requests at once (each bounded by the query timeout)."""
+        results = await asyncio.gather(*(self._ask(uid, task) for task in jobs))
+        return list(zip(jobs, results, strict=True))
+
     async def _ask(self, uid: int, task: tasks.Task) -> QueryResult:
         m = self.miners[uid]
-        self.inflight[uid] = self.inflight.get(uid, 0) + 1
-        self.last_queried[uid] = time.monotonic()
-        try:
+        with self.ledger.claim(uid):
             return await query(
                 self.signed,
                 m,
                 task.request,
                 timeout_s=self.cfg.loop.query_timeout_s,
                 first_token_timeout_s=self.cfg.loop.first_token_timeout_s,
+                lag=self.lag,
             )
-        finally:
-            self.inflight[uid] -= 1
+
+    def _note_task_demand(self) -> None:
+        """Demand before (and beside) users: which expert the gate picks for a few prompts drawn
+        from the task mix, independent of which miners exist (demand must not follow supply)."""
+        weight = self.cfg.scoring.synthetic_demand_weight
+        if weight <= 0:
+            return
+        for _ in range(self.cfg.sampling.demand_prompts):
+            domain = self.rng.choice(tasks.DOMAINS)
+            preferred = self.ledger.preference(domain)
+            if preferred:
+                self.ledger.note_demand(preferred[0], weight)
 
     def status(self) -> dict[str, Any]:
         """Plain-data view of what this validator knows (served at the gateway's /v1/status)."""
-        shares = self.domain_shares()
-        miners = {}
-        for uid, m in self.miners.items():
-            stats = self.state.stats.get(uid, {})
-            evidence = sum(s.evidence for s in stats.values())
-            failures = sum(s.failures for s in stats.values())
-            miners[m.hotkey] = {
-                "uid": uid,
-                "expert": m.card.model_id if m.card else None,
-                "requests": evidence,
-                "verified": max(0, evidence - failures),
-                "tokens_per_s": self.tps_ema.get(uid),
-                "ttft_s": self.ttft_ema.get(uid),
-                "score": scoring.miner_score(stats, shares, self.cfg.scoring),
-                "last_reason": max(stats.values(), key=lambda s: s.updated_at).last_reason
-                if stats
-                else None,
-            }
         return {
             "hotkey": self.signed.ss58_address,
             "step": self.state.step,
+            "block": self.ledger.block(),
             "last_weights_block": self.state.last_weights_block,
             "last_weights": {str(k): v for k, v in (self.state.last_weights or {}).items()},
-            "miners": miners,
+            "demand": self.ledger.demand(),
+            "miners": self.ledger.status(),
         }
 
     # --- weights
-    def domain_shares(self) -> dict[str, float]:
-        """Each domain that some miner serves counts equally."""
-        served = {d for m in self.miners.values() if m.card for d in m.card.domains}
-        served &= set(tasks.DOMAINS)
-        return {d: 1.0 / len(served) for d in served} if served else {}
-
     def weight_vector(self) -> dict[int, float]:
-        shares = self.domain_shares()
-        scores = {
-            uid: scoring.miner_score(self.state.stats.get(uid, {}), shares, self.cfg.scoring)
-            for uid in self.miners
-        }
-        return scoring.normalize(scores)
+        return self.ledger.weights()
 
     async def maybe_set_weights(self) -> bool:
         if self.setter is None:
@@ -299,6 +337,7 @@ class Validator:
         mg = await self.client.subnets.metagraph(netuid, commitments=False)
         hp = await self.client.subnets.subnet_hyperparameters(netuid)
         me = mg.by_hotkey(self.signed.ss58_address)
+        self.ledger.observe_chain(int(mg.block), tempo=int(mg.tempo))
         return EpochView(
             block=int(mg.block),
             tempo=int(mg.tempo),
@@ -325,12 +364,22 @@ class Validator:
                 period = self.cfg.loop.metagraph_refresh_s if self.miners else 5.0
                 if self.client is not None and started - self._last_refresh >= period:
                     await self.refresh_metagraph()
-                report = await self.step()
+                step = asyncio.create_task(self.step(), name="step")
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not step.done():  # stop requested: a step cut short records nothing
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await step
+                    break
+                report = step.result()
                 log.info(
-                    "step %d: queried %d, ok %d, %.2fs (network %.2fs, verify %.2fs)",
+                    "step %d: queried %d, ok %d/%d, %.2fs (network %.2fs, verify %.2fs)",
                     self.state.step,
                     len(report.queried),
-                    sum(1 for r in report.reasons.values() if r == "ok"),
+                    sum(r == "ok" for rs in report.reasons.values() for r in rs),
+                    sum(len(rs) for rs in report.reasons.values()),
                     report.wall_s,
                     report.network_s,
                     report.verify_s,
@@ -340,11 +389,16 @@ class Validator:
                     await asyncio.wait_for(stop.wait(), delay)
         finally:
             weights.cancel()
+            for probe in self._probing.values():
+                probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await weights
+            await asyncio.gather(*self._probing.values(), return_exceptions=True)
+            self._probing.clear()
+            await self.lag.stop()
 
     async def _weights_loop(self, stop: asyncio.Event) -> None:
-        """Check every two blocks whether weights are due (`weights_due` decides)."""
+        """Check about every two blocks whether weights are due (`weights_due` decides)."""
         if self.client is None:
             return
         try:
@@ -352,11 +406,36 @@ class Validator:
         except (TimeoutError, bt.ChainError, bt.RpcConnectionError, OSError) as err:
             log.warning("cannot read the block time (%s); assuming 12 s", err)
             block_time = 12.0
+        self.ledger.chain.block_s = block_time
         period = min(max(2 * block_time, 0.5), 30.0)
         while not stop.is_set():
             await self.maybe_set_weights()
+            # Jittered, so a period that is a whole number of tempos cannot phase-lock the
+            # checks to one point of the tempo (a fast local chain: 0.5 s = 10 blocks = a tempo).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), period)
+                await asyncio.wait_for(stop.wait(), period * (0.5 + self._jitter.random()))
+
+
+def _delivery_seconds(results: list[QueryResult], samples: list[scoring.Sample]) -> float:
+    """The token-weighted mean delivery time of a probe's verified tokens: its verified tokens
+    divided by this is the rate users would receive them at (concurrent streams add up)."""
+    n = sum(s.tokens for s in samples)
+    if n == 0:
+        return 0.0
+    weighted = sum(s.tokens * (r.delivery_s or 0.0) for r, s in zip(results, samples, strict=True))
+    return max(weighted / n, 1e-3)
+
+
+def _stake_share(neurons, own_hotkey: str) -> float:
+    """Our stake over all validator-permit holders' stake (1.0 when unknown)."""
+    total = mine = 0.0
+    for n in neurons:
+        stake = float(getattr(getattr(n, "total_stake", None), "rao", 0) or 0)
+        if getattr(n, "validator_permit", False) or n.hotkey == own_hotkey:
+            total += stake
+        if n.hotkey == own_hotkey:
+            mine = stake
+    return mine / total if total > 0 else 1.0
 
 
 def _card_from_commitment(commitment: Any) -> ExpertCard | None:

@@ -1,7 +1,12 @@
 """Ask one miner one question over signed HTTP and time it with the validator's own clock.
 
-Every failure becomes a `QueryResult` with a status and a reason, never an exception: a bad
-miner scores zero with a logged reason, and a `429` is "busy" (no score change, back off).
+Every failure becomes a `QueryResult` with a status and a reason, never an exception: `busy`
+(a `429`; the ledger decides what it costs), `timeout`, `error` (transport or protocol), or
+`invalid` (`stream_mismatch`: a final answer that differs from the tokens streamed before it —
+users receive the streamed tokens, validators verify the final answer, so the two must be the
+same). An `ok` answer held back and released in one burst carries `code="buffered"`: a timing
+judgement that a stalled validator can also produce, so it fails the answer (once verified)
+without proving a cheat.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import aiohttp
 from protocol import ExpertCard, GenerateChunk, GenerateRequest, GenerateResponse, ProtocolError
 from subnet.miner.client import MinerError, generate_stream
 from subnet.net import SignedClient
+from subnet.validator.lag import LoopLag
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +38,17 @@ class MinerInfo:
 @dataclass(frozen=True)
 class QueryResult:
     uid: int
-    status: str  # ok | timeout | error | busy
-    reason: str = ""
+    status: str  # ok | timeout | error | busy | invalid
+    reason: str = ""  # detail for logs
+    code: str = ""  # invalid: the verdict-like reason (buffered, stream_mismatch)
     response: GenerateResponse | None = None
     ttft_s: float | None = None
     tokens_per_s: float | None = None
     retry_after_s: float | None = None
     finished_at: float = 0.0
+    # Token-weighted mean time (seconds after the request was sent) at which the answer's
+    # tokens reached us: what a user waits for, on average, per token. Pay divides by it.
+    delivery_s: float | None = None
 
 
 async def query(
@@ -48,12 +58,16 @@ async def query(
     *,
     timeout_s: float,
     first_token_timeout_s: float,
+    lag: LoopLag | None = None,
 ) -> QueryResult:
-    """Stream one generation; TTFT and tokens/s are measured here, not taken from the miner."""
+    """Stream one generation; TTFT and tokens/s are measured here, not taken from the miner.
+    With `lag`, a burst is judged only when this loop was listening while the answer came."""
     t0 = time.monotonic()
     ttft = None
     last_at = t0
     final: GenerateResponse | None = None
+    streamed = Assembly()
+    arrival_sum = 0.0  # Σ over streamed tokens of their arrival time
     try:
         async with asyncio.timeout(timeout_s):
             async for item in generate_stream(
@@ -69,7 +83,10 @@ async def query(
                 last_at = time.monotonic()
                 if isinstance(item, GenerateResponse):
                     final = item
-                elif not isinstance(item, GenerateChunk):
+                elif isinstance(item, GenerateChunk):
+                    streamed.add(item)
+                    arrival_sum += len(item.token_ids) * (last_at - t0)
+                else:
                     raise ProtocolError("unexpected stream item", code="bad_reply")
     except MinerError as err:
         now = time.monotonic()
@@ -98,14 +115,58 @@ async def query(
     now = time.monotonic()
     if final is None:
         return QueryResult(miner.uid, "error", "no final response", finished_at=now)
+    mismatch = streamed.mismatch(final)
+    if mismatch:
+        return QueryResult(
+            miner.uid, "invalid", mismatch, "stream_mismatch", ttft_s=ttft, finished_at=now
+        )
     n = len(final.token_ids)
+    # Tokens that came only in the final event arrived when it did.
+    arrival_sum += (n - len(streamed.token_ids)) * (last_at - t0)
+    delivery = arrival_sum / n if n else None
     burst = buffered(n, ttft or 0.0, last_at - t0 - (ttft or 0.0))
+    if burst and lag is not None and lag.worst(t0, last_at) >= BURST_LISTEN_SHARE * (ttft or 0.0):
+        burst = ""  # our own loop stalled while the miner spoke: no judgement
     if burst:
-        return QueryResult(miner.uid, "error", burst, ttft_s=ttft, finished_at=now)
-    # Tokens per second over the whole exchange, first-token wait included: buffering an answer
-    # to release it in one burst then earns nothing (and costs time to first token).
+        return QueryResult(miner.uid, "invalid", burst, "buffered", ttft_s=ttft, finished_at=now)
+    # Tokens per second over the whole exchange, first-token wait included (display).
     tps = n / max(1e-6, now - t0) if n else None
-    return QueryResult(miner.uid, "ok", "", final, ttft, tps, finished_at=now)
+    return QueryResult(
+        miner.uid, "ok", "", "", final, ttft, tps, finished_at=now, delivery_s=delivery
+    )
+
+
+class Assembly:
+    """The tokens (and claimed logprobs) a stream delivered, chunk by chunk, in order."""
+
+    def __init__(self) -> None:
+        self.token_ids: list[int] = []
+        self.logprobs: list = []
+        self.error = ""
+
+    def add(self, chunk: GenerateChunk) -> None:
+        if self.error:
+            return
+        if chunk.index != len(self.token_ids):
+            self.error = f"chunk at index {chunk.index} after {len(self.token_ids)} tokens"
+            return
+        self.token_ids.extend(chunk.token_ids)
+        self.logprobs.extend(chunk.logprobs)
+
+    def mismatch(self, final: GenerateResponse) -> str:
+        """Why the final answer is not what was streamed ('' when it is, or nothing streamed)."""
+        if self.error:
+            return f"stream_mismatch: {self.error}"
+        if not self.token_ids:
+            return ""
+        if tuple(self.token_ids) != final.token_ids:
+            return (
+                f"stream_mismatch: {len(self.token_ids)} tokens streamed, the final answer "
+                f"holds {len(final.token_ids)} others"
+            )
+        if self.logprobs and tuple(self.logprobs) != final.logprobs:
+            return "stream_mismatch: streamed logprobs differ from the final answer's"
+        return ""
 
 
 # A stream whose tokens all arrive in one burst long after the request was sent was buffered
@@ -114,6 +175,8 @@ async def query(
 BURST_MIN_TOKENS = 8
 BURST_MIN_TTFT_S = 0.25
 BURST_SPAN_SHARE = 0.05
+# ... and only when our own event loop was never late by this share of the wait (see `lag`).
+BURST_LISTEN_SHARE = 0.25
 
 
 def buffered(n_tokens: int, ttft_s: float, span_s: float) -> str:

@@ -1,16 +1,15 @@
-"""Which miners a scoring step queries, pure.
+"""Which miners a scoring step queries and how hard, pure.
 
 Each step samples `k` serving miners without replacement, with probability proportional to
 (1 + age / age_scale) / (1 + evidence): miners with little evidence or not seen for a while come
-first, but everyone keeps a chance. A miner answering `429` is skipped until its `Retry-After`
-has passed (`Backoff429`) and is not penalised beyond the missed sample; a miner whose in-flight
-requests fill its declared capacity is skipped this step.
+first, but everyone keeps a chance. A miner whose in-flight requests already fill our fair share
+of its capacity is skipped this step. Each chosen miner is probed with as many concurrent tasks
+as our fair share allows (`probe_size`), so served throughput is measured under real load.
 """
 
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
 from dataclasses import dataclass
 
 
@@ -18,17 +17,21 @@ from dataclasses import dataclass
 class SamplingConfig:
     per_step: int = 16  # miners queried per step
     age_scale_s: float = 120.0  # a miner unseen this long counts double
-    max_backoff_s: float = 300.0  # a Retry-After longer than this is capped
+    # Concurrent tasks per probed miner, at most (and at most our fair share of its capacity):
+    # bounds the validator's verification cost per step.
+    max_probe_streams: int = 16
+    # Prompts per step drawn from the task mix and routed by the gate to count demand before
+    # (and beside) organic traffic.
+    demand_prompts: int = 4
 
 
 @dataclass(frozen=True)
 class Candidate:
     uid: int
-    evidence: int  # samples its current scores rest on (sum over domains)
+    evidence: int  # samples its current scores rest on
     last_queried: float  # monotonic seconds; 0 = never
     inflight: int = 0
-    capacity: int = 1
-    blocked_until: float = 0.0  # from a 429's Retry-After
+    capacity: int = 1  # our fair share of its declared capacity
 
 
 def priority(c: Candidate, now: float, cfg: SamplingConfig) -> float:
@@ -40,7 +43,7 @@ def choose(
     candidates: list[Candidate], now: float, rng: random.Random, cfg: SamplingConfig
 ) -> list[int]:
     """Up to `cfg.per_step` uids, weighted-sampled without replacement (Efraimidis-Spirakis)."""
-    eligible = [c for c in candidates if c.blocked_until <= now and c.inflight < c.capacity]
+    eligible = [c for c in candidates if c.inflight < c.capacity]
     keyed = []
     for c in eligible:
         w = priority(c, now, cfg)
@@ -49,20 +52,6 @@ def choose(
     return [uid for _, uid in keyed[: cfg.per_step]]
 
 
-class Backoff429:
-    """uid -> time until which it asked us to wait. Bounded: oldest entries fall out."""
-
-    def __init__(self, cfg: SamplingConfig, max_entries: int = 4096):
-        self.cfg = cfg
-        self.max_entries = max_entries
-        self._until: OrderedDict[int, float] = OrderedDict()
-
-    def note(self, uid: int, now: float, retry_after_s: float | None) -> None:
-        wait = min(self.cfg.max_backoff_s, max(1.0, retry_after_s or 1.0))
-        self._until[uid] = now + wait
-        self._until.move_to_end(uid)
-        while len(self._until) > self.max_entries:
-            self._until.popitem(last=False)
-
-    def until(self, uid: int) -> float:
-        return self._until.get(uid, 0.0)
+def probe_size(fair_share: int, inflight: int, max_streams: int) -> int:
+    """Concurrent tasks for one probe: what our fair share leaves free, capped, at least one."""
+    return max(1, min(max_streams, fair_share - inflight))

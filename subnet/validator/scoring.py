@@ -1,138 +1,244 @@
-"""Scores, pure: one reward per queried answer, an EMA per (miner, domain), weights from EMAs.
+"""What a miner is owed, pure: decayed evidence per miner, its value, and pay that follows demand.
 
-reward = quality × speed × reliability, each in [0, 1]:
-- quality: 0 when verification failed, else the declared expert's fit to the task's domain
-  (`domain_fit`: its per-token likelihood on held-out domain text relative to the best expert
-  the validator knows for that domain), so a code expert answering math earns less;
-- speed: 0.5 + 0.5 × mean(min(1, median_ttft / ttft), min(1, tps / median_tps)) against the
-  peers verified in the same step: being faster than the median earns no more than the median
-  (no race to the bottom), being slower costs at most half the reward;
-- reliability: 0 for a timeout or error (the EMA then carries the failure rate).
+Evidence (`Tally`) is a set of sums that age with a half-life in blocks: every sample is weighed
+by 2^(-age / half_life), so a miner that stops answering loses its weight within about a tempo
+(half-life = tempo / 5 by default: after one tempo old evidence counts 1/32). Every *opportunity*
+is a sample: a verified answer, a failed one, a timeout, and a refusal (`429`) while the validator
+was within its fair share of the miner's declared capacity. Refusing therefore costs exactly what
+failing costs, whichever request was refused (greedy or sampled, task or user), and cannot be
+used to choose which checks a miner faces.
 
-A `429` is not a sample: the miner is not updated at all. Miners not queried are untouched —
-their EMA does not decay between samples, and `evidence` counts what a score rests on.
+A miner's value = pass rate × served throughput × confidence:
+- pass rate = verified answers / samples (refusals, failures and timeouts count against it);
+- served throughput = verified useful tokens of the validator's concurrent probes (up to its
+  fair share of the declared capacity) / their token-weighted mean delivery time (when, on
+  average, a token reached the validator): short answers earn in proportion to their tokens, a
+  slow stream earns less, an answer held back and released at the end earns about half of the
+  same answer streamed, and one engine behind N hotkeys probed together serves the same tokens
+  per second in total as behind one;
+- confidence ramps with the (decayed) number of samples, so thin evidence earns less.
+A verdict that proves cheating (`CHEATS`) also sets a strike: the miner earns nothing until the
+strike expires (`strike_tempos`), so a cheat caught once costs a tempo of pay.
+
+Pay follows demand (`pool_weights`): each expert (weights hash) gets a share of the validator's
+weight equal to the demand routed to it (organic requests, plus a small weight of the
+validator's own routing of task prompts) with a floor that keeps new or rare experts explored and
+paid; inside an expert's pool, miners split it in proportion to their value. Domains a miner
+declares play no part: which expert serves a prompt is the gate's decision, from measurements.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+# Verdicts that prove a miner did not serve what it declared (or lied about it): a strike.
+# Timeouts, transport errors, refusals and `buffered` (a timing judgement that a starved honest
+# machine can trip) are failures of service, not proofs of cheating.
+CHEATS = frozenset(
+    {
+        "bad_shape",
+        "missing_logprobs",
+        "ignored_max_tokens",
+        "ignored_stop",
+        "copycat",
+        "implausible_tokens",
+        "logprob_mismatch",
+        "skipped_eos",
+        "text_mismatch",
+        "premature_end",
+        "stream_mismatch",
+        "drift",
+    }
+)
 
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    ema_alpha: float = 0.1  # weight of a new sample; ~10 samples to move most of the way
-    speed_floor: float = 0.5  # the share of the reward that speed cannot take away
-    # A score resting on fewer samples than this is scaled down linearly (new miners ramp up).
-    min_evidence: int = 4
+    # Evidence half-life in blocks; None = the subnet's tempo / 5 (read from the chain).
+    half_life_blocks: float | None = None
+    # Decayed samples below which a value is scaled down linearly (new miners ramp up).
+    min_evidence: float = 4.0
+    # A caught cheat earns nothing for this many tempos.
+    strike_tempos: float = 1.0
+    # Share of the weight spread evenly over served experts whatever the demand (exploration).
+    demand_floor: float = 0.2
+    # A task prompt the validator routes itself counts this much of one organic request
+    # (demand before any user arrives, and a steadying prior once they do).
+    synthetic_demand_weight: float = 0.1
 
 
 @dataclass(frozen=True)
-class Stat:
-    """EMA of rewards for one (miner, domain), the samples it rests on, and its last update."""
+class Tally:
+    """Decayed evidence about one miner, valued at block `at`."""
 
-    ema: float = 0.0
-    evidence: int = 0
-    failures: int = 0
+    at: float = 0.0  # block the sums are valued at
+    samples: float = 0.0  # Σ w: answers, failures, timeouts, refusals within our share
+    passed: float = 0.0  # Σ w over verified answers
+    refused: float = 0.0  # Σ w over refusals within our share (part of samples)
+    tokens: float = 0.0  # Σ w × verified useful tokens served to probes
+    seconds: float = 0.0  # Σ w × those probes' token-weighted mean delivery seconds
+    strike_until: float = -1.0  # block until which the miner earns nothing (a caught cheat)
+    count: int = 0  # raw samples ever (display)
+    failures: int = 0  # raw failed samples ever (display)
     last_reason: str = ""
-    updated_at: float = 0.0
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "ema": self.ema,
-            "evidence": self.evidence,
-            "failures": self.failures,
-            "last_reason": self.last_reason,
-            "updated_at": self.updated_at,
-        }
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> Stat:
-        ema = float(d.get("ema", 0.0))
-        if not math.isfinite(ema) or not 0.0 <= ema <= 1.0:
-            ema = 0.0
-        return cls(
-            ema=ema,
-            evidence=max(0, int(d.get("evidence", 0))),
-            failures=max(0, int(d.get("failures", 0))),
-            last_reason=str(d.get("last_reason", ""))[:64],
-            updated_at=float(d.get("updated_at", 0.0)),
+    def from_dict(cls, d: Mapping[str, Any]) -> Tally:
+        """Tolerant: a missing, negative or non-finite number reads as its default."""
+        out: dict[str, Any] = {}
+        for f in fields(cls):
+            v = d.get(f.name, f.default)
+            if f.name == "last_reason":
+                out[f.name] = str(v)[:64]
+            elif f.type == "int":
+                out[f.name] = max(0, int(v)) if _finite(v) else 0
+            else:
+                out[f.name] = float(v) if _finite(v) else f.default
+                if f.name not in ("at", "strike_until"):
+                    out[f.name] = max(0.0, out[f.name])
+        t = cls(**out)
+        # Sub-sums larger than their totals mean a damaged file: keep the totals.
+        return replace(
+            t, passed=min(t.passed, t.samples), refused=min(t.refused, t.samples - t.passed)
         )
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def half_life(cfg: ScoringConfig, tempo: int | None) -> float:
+    if cfg.half_life_blocks is not None:
+        return max(1e-6, cfg.half_life_blocks)
+    return max(1.0, (tempo or 360) / 5.0)
+
+
+def aged(t: Tally, block: float, hl: float) -> Tally:
+    """The tally valued at `block` (sums shrink by 2^(-Δ/half-life); never grow)."""
+    if block <= t.at:
+        return t
+    k = 0.5 ** ((block - t.at) / hl)
+    return replace(
+        t,
+        at=block,
+        samples=t.samples * k,
+        passed=t.passed * k,
+        refused=t.refused * k,
+        tokens=t.tokens * k,
+        seconds=t.seconds * k,
+    )
 
 
 @dataclass(frozen=True)
 class Sample:
-    """What one query produced, as the scoring sees it."""
+    """One opportunity to serve: what came of it, as scoring sees it."""
 
-    uid: int
-    domain: str
-    verified: bool
-    reason: str  # verify reason, or "timeout" / "error"
-    domain_fit: float = 1.0
-    ttft_s: float | None = None
-    tokens_per_s: float | None = None
+    reason: str  # "ok", a verification reason, "timeout", "error" or "refused"
+    tokens: int = 0  # useful tokens delivered (verified answers only count)
 
 
-def domain_fit(mean_logprob: float, best_mean_logprob: float) -> float:
-    """exp(mean − best): the ratio of per-token likelihoods; 1 for the best expert of a domain."""
-    return math.exp(min(0.0, mean_logprob - best_mean_logprob))
-
-
-def speed_factor(
-    ttft_s: float, tps: float, median_ttft: float, median_tps: float, floor: float
-) -> float:
-    t = min(1.0, median_ttft / ttft_s) if ttft_s > 0 else 1.0
-    r = min(1.0, tps / median_tps) if median_tps > 0 else 1.0
-    return floor + (1.0 - floor) * (t + r) / 2.0
-
-
-def rewards(samples: Iterable[Sample], cfg: ScoringConfig = ScoringConfig()) -> dict[int, float]:
-    """Reward in [0, 1] per sample's uid (one sample per uid per step)."""
+def add(
+    t: Tally,
+    samples: Iterable[Sample],
+    block: float,
+    hl: float,
+    *,
+    probe_seconds: float = 0.0,
+    strike_blocks: float = 0.0,
+) -> Tally:
+    """The tally after a batch of samples at `block`. `probe_seconds` > 0 marks the batch as one
+    concurrent probe whose verified tokens over that delivery time measure served throughput."""
+    t = aged(t, block, hl)
     samples = list(samples)
-    ok = [s for s in samples if s.verified and s.ttft_s is not None and s.tokens_per_s]
-    med_ttft = statistics.median(s.ttft_s for s in ok) if ok else 0.0
-    med_tps = statistics.median(s.tokens_per_s for s in ok) if ok else 0.0
-    out: dict[int, float] = {}
-    for s in samples:
-        if not s.verified:
-            out[s.uid] = 0.0
-            continue
-        speed = 1.0
-        if s.ttft_s is not None and s.tokens_per_s:
-            speed = speed_factor(s.ttft_s, s.tokens_per_s, med_ttft, med_tps, cfg.speed_floor)
-        out[s.uid] = max(0.0, min(1.0, s.domain_fit)) * speed
-    return out
-
-
-def update(stat: Stat, reward: float, reason: str, now: float, cfg: ScoringConfig) -> Stat:
-    """The EMA after one more sample. The first sample sets the EMA outright."""
-    reward = max(0.0, min(1.0, reward))
-    ema = reward if stat.evidence == 0 else (1 - cfg.ema_alpha) * stat.ema + cfg.ema_alpha * reward
+    if not samples:
+        return t
+    ok = [s for s in samples if s.reason == "ok"]
+    failed = [s for s in samples if s.reason != "ok"]
+    cheat = any(s.reason in CHEATS for s in samples)
+    tokens = sum(s.tokens for s in ok)
     return replace(
-        stat,
-        ema=ema,
-        evidence=stat.evidence + 1,
-        failures=stat.failures + (reason != "ok"),
-        last_reason=reason,
-        updated_at=now,
+        t,
+        samples=t.samples + len(samples),
+        passed=t.passed + len(ok),
+        refused=t.refused + sum(s.reason == "refused" for s in samples),
+        tokens=t.tokens + (tokens if probe_seconds > 0 else 0.0),
+        seconds=t.seconds + (probe_seconds if probe_seconds > 0 else 0.0),
+        strike_until=max(t.strike_until, block + strike_blocks) if cheat else t.strike_until,
+        count=t.count + len(samples),
+        failures=t.failures + len(failed),
+        last_reason=(failed[-1] if failed else samples[-1]).reason,
     )
 
 
-def miner_score(
-    stats: Mapping[str, Stat], domain_shares: Mapping[str, float], cfg: ScoringConfig
-) -> float:
-    """One number per miner: domain EMAs weighted by each domain's share of traffic, with
-    a confidence ramp for thin evidence."""
-    total = 0.0
-    for domain, share in domain_shares.items():
-        st = stats.get(domain)
-        if st is None or st.evidence == 0:
-            continue
-        confidence = min(1.0, st.evidence / max(1, cfg.min_evidence))
-        total += share * st.ema * confidence
-    return total
+def pass_rate(t: Tally) -> float:
+    return t.passed / t.samples if t.samples > 0 else 0.0
+
+
+def throughput(t: Tally) -> float:
+    """Verified useful tokens per second served to the validator's probes (decayed mean)."""
+    return t.tokens / t.seconds if t.seconds > 0 else 0.0
+
+
+def value(t: Tally, block: float, hl: float, cfg: ScoringConfig) -> float:
+    """pass rate × served throughput × confidence; 0 while a strike runs."""
+    if block < t.strike_until:
+        return 0.0
+    t = aged(t, block, hl)
+    confidence = min(1.0, t.samples / max(1e-9, cfg.min_evidence))
+    v = pass_rate(t) * throughput(t) * confidence
+    return v if math.isfinite(v) and v > 0 else 0.0
+
+
+def fair_share(capacity: int, stake_share: float) -> int:
+    """Concurrent requests this validator may expect a miner to take: its stake's share of the
+    declared capacity (at least one). Refusals within it count against the miner."""
+    share = min(1.0, max(0.0, stake_share))
+    return max(1, math.floor(capacity * share + 1e-9))
+
+
+def demand_shares(
+    experts: Iterable[str], demand: Mapping[str, float], floor: float
+) -> dict[str, float]:
+    """Each served expert's share of the weight: `floor` spread evenly, the rest by demand
+    (even when no demand was seen)."""
+    experts = sorted(set(experts))
+    if not experts:
+        return {}
+    floor = min(1.0, max(0.0, floor))
+    seen = {e: max(0.0, demand.get(e, 0.0)) for e in experts}
+    total = sum(seen.values())
+    if total <= 0 or not math.isfinite(total):
+        return {e: 1.0 / len(experts) for e in experts}
+    even = floor / len(experts)
+    return {e: even + (1.0 - floor) * seen[e] / total for e in experts}
+
+
+def pool_weights(
+    values: Mapping[int, float], expert_of: Mapping[int, str], shares: Mapping[str, float]
+) -> dict[int, float]:
+    """Each expert's share split among its miners in proportion to value; sums to 1 over the
+    experts that have a miner with positive value (others' shares are spread over those)."""
+    pools: dict[str, float] = {}
+    for uid, v in values.items():
+        if v > 0 and math.isfinite(v) and uid in expert_of:
+            pools[expert_of[uid]] = pools.get(expert_of[uid], 0.0) + v
+    live = {e: shares.get(e, 0.0) for e in pools}
+    total_share = sum(live.values())
+    if total_share <= 0:
+        live = {e: 1.0 for e in pools}
+        total_share = float(len(pools))
+    out: dict[int, float] = {}
+    for uid, v in values.items():
+        e = expert_of.get(uid)
+        if e in pools and v > 0 and math.isfinite(v):
+            out[uid] = live[e] / total_share * v / pools[e]
+    return dict(sorted(out.items()))
 
 
 def normalize(scores: Mapping[int, float]) -> dict[int, float]:
@@ -142,3 +248,8 @@ def normalize(scores: Mapping[int, float]) -> dict[int, float]:
     if total <= 0:
         return {}
     return {u: s / total for u, s in sorted(clean.items())}
+
+
+def domain_fit(mean_logprob: float, best_mean_logprob: float) -> float:
+    """exp(mean − best): the ratio of per-token likelihoods; 1 for the best expert of a domain."""
+    return math.exp(min(0.0, mean_logprob - best_mean_logprob))

@@ -63,12 +63,17 @@ async def start_miner(vwallet):
     """start_miner(expert, wallet, card=None) -> (MinerServer, MinerInfo) honest real miner."""
     started: list[MinerServer] = []
 
-    async def start(expert, wallet, uid: int, card=None):
+    async def start(expert, wallet, uid: int, card=None, cheat=None, snapshot=None):
+        """`cheat`: an AdversaryConfig installed on the server (with `expert` as its model)."""
         if card is not None:
             expert = replace(expert, card=card)
         server = MinerServer.create(
-            _miner_config(), wallet=wallet, expert=expert, snapshot=_snapshot(vwallet)
+            _miner_config(), wallet=wallet, expert=expert, snapshot=snapshot or _snapshot(vwallet)
         )
+        if cheat is not None:
+            from subnet.miner.adversary import install
+
+            install(server, cheat, expert)
         await server.start()
         started.append(server)
         return server, MinerInfo(uid, wallet.hotkey.ss58_address, server.url, server.engine.card)

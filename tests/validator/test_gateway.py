@@ -9,7 +9,7 @@ import pytest
 from subnet.validator.config import GatewayConfig
 from subnet.validator.gateway import Gateway
 from subnet.validator.router import RouterConfig
-from subnet.validator.scoring import Stat
+from subnet.validator.scoring import Tally
 from tests.validator.helpers import make_validator, random_tokens, validator_config
 
 KEY = "sk-test-1"
@@ -87,8 +87,9 @@ async def test_failover_when_a_miner_dies_mid_stream(network, by_domain, mwallet
     )
     network.set_miners([*network.miners.values(), dying])
     # The dying miner looks best, so it is tried first.
-    network.state.put(3, dying.hotkey, "math", Stat(ema=1.0, evidence=10))
-    network.state.put(2, network.miners[2].hotkey, "math", Stat(ema=0.5, evidence=10))
+    block = network.ledger.block()
+    network.state.put(3, dying.hotkey, Tally(block, 10, 10, tokens=900, seconds=1))
+    network.state.put(2, network.miners[2].hotkey, Tally(block, 10, 10, tokens=500, seconds=1))
     gw = await _gateway(network, verify_share=0.0)
     try:
         stream = await _client(gw).completions.create(
@@ -96,7 +97,7 @@ async def test_failover_when_a_miner_dies_mid_stream(network, by_domain, mwallet
         )
         texts = [c.choices[0].text async for c in stream]
         assert len("".join(texts)) > 4  # the backup continued after the first miner died
-        assert gw.bans.banned(3, __import__("time").monotonic())
+        assert gw.ledger.banned(3)
     finally:
         await gw.stop()
 

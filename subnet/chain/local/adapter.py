@@ -97,7 +97,12 @@ class ChainSubstrate:
         return Balance(int(rao), netuid, symbol)
 
     async def connect(self) -> None:
-        self._info = await self._call("info")
+        try:
+            self._info = await self._call("info")
+        except BaseException:
+            # `bt.Client.__aenter__` fails here, so no `__aexit__` will close the node's session.
+            await self.node.close()
+            raise
         self._head = max(self._head, int(self._info["block"]))
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import weakref
 from dataclasses import dataclass
 
@@ -30,9 +31,11 @@ from subnet.chain.config import ChainConfig
 from subnet.chain.local.answers import ReadCache, Refusal, answer, batch_calls, batch_entry
 from subnet.chain.local.api import ChainApi
 from subnet.chain.local.chain import LocalChain
+from subnet.chain.local.datadir import DataDirLock
 from subnet.chain.local.genesis import Genesis
 from subnet.chain.local.metrics import ChainMetrics
 from subnet.net import error_response
+from subnet.preflight import bind
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +156,36 @@ class ChainServer:
     config: ChainConfig
     runner: web.AppRunner | None = None
     port: int = 0
+    sock: socket.socket | None = None  # bound by `create` before the database is touched
+    lock: DataDirLock | None = None
 
     @classmethod
     def create(cls, config: ChainConfig) -> ChainServer:
+        """Validate the genesis, bind the port, lock the data dir, then open the database.
+
+        In that order, a bad genesis, a busy port or a busy data directory leaves nothing
+        written (raises GenesisError, PreflightError or DataDirBusy)."""
         genesis = Genesis.load(config.genesis) if config.genesis else None
-        return cls(LocalChain.create(genesis, config.data_dir), config)
+        sock = bind(config.host, config.port, "--port")
+        lock = None
+        try:
+            lock = DataDirLock.acquire(config.data_dir)
+            chain = LocalChain.create(genesis, config.data_dir)
+        except BaseException:
+            sock.close()
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(chain, config, sock=sock, lock=lock)
 
     async def start(self) -> None:
         app = create_app(ChainApi(self.chain), self.config.max_request_bytes)
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.config.host, self.config.port)
+        if self.sock is not None:
+            site: web.BaseSite = web.SockSite(self.runner, self.sock)
+        else:
+            site = web.TCPSite(self.runner, self.config.host, self.config.port)
         await site.start()
         self.port = self.runner.addresses[0][1]
         self.chain.start(self.config.block_time, instant=self.config.instant)
@@ -178,4 +200,8 @@ class ChainServer:
         await self.chain.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.sock is not None:
+            self.sock.close()
         self.chain.close()
+        if self.lock is not None:
+            self.lock.release()
