@@ -42,12 +42,21 @@ def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateRespo
     finish = "eos" if ids and ids[-1] in eos else "length"
     if finish == "length" and len(ids) < req.max_tokens:
         finish = "stop"
+    text = tok.decode(ids)
+    # `generate` knows no stop strings: end at the token that completes one, as an engine does
+    # (the text ends before the stop string).
+    for n in range(1, len(ids) + 1) if req.stop else ():
+        upto = tok.decode(ids[:n], skip_special_tokens=True)
+        at = [upto.find(s) for s in req.stop if s in upto]
+        if at:
+            ids, lps, finish, text = ids[:n], lps[:n], "stop", upto[: min(at)]
+            break
     ms = (time.perf_counter() - t0) * 1000
     return GenerateResponse(
         request_id=req.request_id,
         model=expert.card.model_id,
         token_ids=tuple(ids),
-        text=tok.decode(ids),
+        text=text,
         finish_reason=finish,
         usage=Usage(len(prompt), len(ids)),
         logprobs=tuple(TokenLogprob(t, min(0.0, lp)) for t, lp in zip(ids, lps, strict=True)),

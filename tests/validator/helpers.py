@@ -61,6 +61,7 @@ def replay(recorded: GenerateResponse):
             request_id=req.request_id,
             token_ids=recorded.token_ids[:n],
             logprobs=recorded.logprobs[:n],
+            usage=replace(recorded.usage, completion_tokens=n),
             finish_reason="length" if n == req.max_tokens else "stop",
         )
 

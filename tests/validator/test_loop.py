@@ -41,20 +41,23 @@ async def test_echo_of_another_answer_is_copycat(
 ):
     code = by_domain["code"]
     _, honest = await start_miner(code, mwallets[0], uid=1)
-    v = make_validator(validator_config(tmp_path / "s.json", seed=3), signed, registry)
+    # The seed picks the tasks: with this one the recorded answer is no run of whitespace the
+    # model would give anywhere (that echo passes by design, see below).
+    v = make_validator(validator_config(tmp_path / "s.json", seed=7), signed, registry)
     v.set_miners([honest])
     first = (await v.step()).results[1][0].response
     echo = await start_scripted(replay(first), mwallets[1], 2, code.card)
     v.set_miners([honest, echo])
-    copycat = 0
+    caught: list[str] = []
     for _ in range(6):
         report = await v.step()
         assert set(report.reasons[1]) == {"ok"}
-        assert set(report.reasons[2]) <= {"ok", "copycat"}, report.reasons[2]
-        copycat += report.reasons[2].count("copycat")
+        # A stale answer is a copy, or runs past the new task's stop sequence.
+        assert set(report.reasons[2]) <= {"ok", "copycat", "ignored_stop"}, report.reasons[2]
+        caught += [r for r in report.reasons[2] if r != "ok"]
     # An echo that the declared model would itself produce for the new prompt (tiny models often
-    # continue with the same whitespace) is accepted by design; the rest are caught as copies.
-    assert copycat >= 2
+    # continue with the same whitespace) is accepted by design; the rest are caught.
+    assert len(caught) >= 2 and "copycat" in caught
 
 
 async def test_evidence_only_for_queried_and_restart_keeps_it(

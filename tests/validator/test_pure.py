@@ -135,7 +135,7 @@ def test_tasks_are_fresh_and_shaped_like_requests():
         for _ in range(50):
             t = tasks.make_task(domain, rng)
             req = GenerateRequest.from_dict(t.request.to_dict())  # valid on the wire
-            text = req.prompt if req.prompt is not None else req.messages[0].content
+            text = req.prompt if req.prompt is not None else req.messages[-1].content
             assert "{" not in text.replace("{}", "") or domain == "code"
             seen.add(text)
         assert tasks.heldout_text(domain)
