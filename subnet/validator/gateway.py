@@ -172,8 +172,9 @@ class Gateway:
         resp: web.StreamResponse | None = None
         finish, usage_prompt, used, served_by = "stop", 0, 0, -1
         top = ask.top_logprobs if ask.logprobs else None
+        sent: set[int] = set()  # every miner that saw this prompt
         try:
-            async for kind, payload in self._generate(req, order, top):
+            async for kind, payload in self._generate(req, order, top, sent):
                 if kind == "open":
                     served_by = payload
                 elif kind == "text":
@@ -188,6 +189,9 @@ class Gateway:
             if resp is None:
                 return oai_error(502, "upstream_failed", str(err), retry_after=1)
             finish, used = "stop", err.used  # the stream already started: end it cleanly
+        finally:
+            if sent:  # what users send is what tasks are made of (subnet.validator.traffic)
+                self.v.traffic.observe(req, domain, sent, time.time())
         self._count_tokens(request, usage_prompt, used)
         if not ask.stream:
             return web.json_response(
@@ -242,7 +246,11 @@ class Gateway:
         )
 
     async def _generate(
-        self, req: GenerateRequest, order: list[int], top: int | None = None
+        self,
+        req: GenerateRequest,
+        order: list[int],
+        top: int | None = None,
+        sent: set[int] | None = None,
     ) -> AsyncIterator[tuple[str, object]]:
         """("open", uid) per miner tried, ("text", (str, [TokenInfo])) pieces of derived text
         (with their tokens' logprobs when `top` is not None), then
@@ -252,7 +260,7 @@ class Gateway:
         tokens_so_far = 0
         current = req
         while queue:
-            opened = await self._hedged_open(current, queue)
+            opened = await self._hedged_open(current, queue, sent)
             if opened is None:
                 break
             uid, agen, first, claim = opened
@@ -304,13 +312,18 @@ class Gateway:
             raise RuntimeError(f"uid {uid} serves no reference expert")
         return TextStream(expert.tokenizer, expert.eos_ids, req.stop, req.max_tokens)
 
-    async def _hedged_open(self, req: GenerateRequest, queue: list[int]):
-        """Start the first miner; if it is slower than its hedge delay, race a backup."""
+    async def _hedged_open(
+        self, req: GenerateRequest, queue: list[int], sent: set[int] | None = None
+    ):
+        """Start the first miner; if it is slower than its hedge delay, race a backup. `sent`
+        collects every miner that received the request (they saw the user's prompt)."""
         running: dict[asyncio.Task, int] = {}
         while queue or running:
             if queue:
                 uid = queue.pop(0)
                 running[asyncio.create_task(self._open(uid, req))] = uid
+                if sent is not None:
+                    sent.add(uid)
                 delay = router.hedge_delay(self.ledger.expected_ttft(uid), self.router_cfg)
             else:
                 delay = None

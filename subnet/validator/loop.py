@@ -40,6 +40,7 @@ from subnet.validator.ledger import Ledger
 from subnet.validator.metrics import ValidatorMetrics
 from subnet.validator.query import MinerInfo, QueryResult, query
 from subnet.validator.state import StateStore, ValidatorState
+from subnet.validator.traffic import TrafficProfile
 from subnet.validator.verifier import Item, Verifier
 from subnet.validator.weights import EpochView, WeightSetter, weights_due
 
@@ -87,6 +88,8 @@ class Validator:
         self.verifier = verifier
         self.store = store
         self.state: ValidatorState = store.load()  # before anything can write
+        # What users send (the gateway records it); tasks are made of it.
+        self.traffic = TrafficProfile.from_dict(store.load_side("traffic") or {})
         self.ledger = Ledger(self.state, cfg.scoring, cfg.router)
         self.ledger.set_experts(verifier.registry.fit, owner_domains)
         self.ledger.step_s = max(cfg.loop.step_s, 1e-3)
@@ -289,7 +292,9 @@ class Validator:
             for _ in range(self.cfg.sampling.max_requests_per_stream):
                 if time.monotonic() >= deadline:
                     return
-                task = tasks.make_task(self.rng.choice(domains), self.rng)
+                domain = tasks.pick_domain(self.rng, domains, self.traffic)
+                card = self.miners[uid].card if uid in self.miners else None
+                task = tasks.make_task(domain, self.rng, self.traffic, for_uid=uid, card=card)
                 result = await self._ask(uid, task)
                 asks.append((task, result))
                 if result.status != "ok":
@@ -317,7 +322,7 @@ class Validator:
         if weight <= 0:
             return
         for _ in range(self.cfg.sampling.demand_prompts):
-            domain = self.rng.choice(tasks.DOMAINS)
+            domain = tasks.pick_domain(self.rng, tasks.DOMAINS, self.traffic)
             preferred = self.ledger.preference(domain)
             if preferred:
                 self.ledger.note_demand(preferred[0], weight)
@@ -331,6 +336,7 @@ class Validator:
             "last_weights_block": self.state.last_weights_block,
             "last_weights": {str(k): v for k, v in (self.state.last_weights or {}).items()},
             "demand": self.ledger.demand(),
+            "traffic": self.traffic.summary(),
             "miners": self.ledger.status(),
         }
 
@@ -358,7 +364,11 @@ class Validator:
             self.state.last_weights = vector
             self.state.last_weights_block = view.block
             self.store.save(self.state)
+            self.save_traffic()  # once a tempo: it is large and changes slowly
         return outcome.ok
+
+    def save_traffic(self) -> None:
+        self.store.save_side("traffic", self.traffic.to_dict())
 
     async def _epoch_view(self, netuid: int) -> EpochView:
         mg = await self.client.subnets.metagraph(netuid, commitments=False)
@@ -423,6 +433,7 @@ class Validator:
             await asyncio.gather(*self._probing.values(), return_exceptions=True)
             self._probing.clear()
             await self.lag.stop()
+            self.save_traffic()
 
     async def _weights_loop(self, stop: asyncio.Event) -> None:
         """Check about every two blocks whether weights are due (`weights_due` decides)."""

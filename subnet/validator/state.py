@@ -36,8 +36,6 @@ class ValidatorState:
     evidence: dict[int, dict[str, Any]] = field(default_factory=dict)
     # weights hash -> (decayed routed demand, block it is valued at)
     demand: dict[str, tuple[float, float]] = field(default_factory=dict)
-    # Opaque plain-data blobs owned by their modules (organic traffic profile, learned gate).
-    blobs: dict[str, Any] = field(default_factory=dict)
     last_weights: dict[int, float] = field(default_factory=dict)
     last_weights_block: int = -1
     step: int = 0
@@ -81,7 +79,6 @@ class ValidatorState:
             "tallies": {str(u): t.to_dict() for u, t in self.tallies.items()},
             "evidence": {str(u): e for u, e in self.evidence.items()},
             "demand": {h: list(v) for h, v in self.demand.items()},
-            "blobs": self.blobs,
             "last_weights": {str(u): w for u, w in self.last_weights.items()},
             "last_weights_block": self.last_weights_block,
         }
@@ -109,7 +106,6 @@ class ValidatorState:
                 if isinstance(e, dict)
             },
             demand=demand,
-            blobs=dict(d.get("blobs", {})),
             last_weights={int(u): float(w) for u, w in dict(d.get("last_weights", {})).items()},
             last_weights_block=int(d.get("last_weights_block", -1)),
             step=int(d.get("step", 0)),
@@ -176,15 +172,42 @@ class StateStore:
     def save(self, state: ValidatorState) -> None:
         if not self._loaded:
             raise RuntimeError("StateStore.save before load: would overwrite saved scores")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(state.to_dict(), separators=(",", ":")).encode()
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
+        _write_atomic(self.path, json.dumps(state.to_dict(), separators=(",", ":")).encode())
+
+    # Side files: larger plain data owned by other modules (the organic traffic profile, the
+    # learned gate), saved less often than the per-step state, beside it.
+    def side_path(self, name: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}.{name}.json")
+
+    def load_side(self, name: str) -> Any:
+        """The side file's data, or None (absent, or unreadable: moved aside and reported)."""
+        path = self.side_path(name)
+        if not path.exists():
+            return None
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            return json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            os.replace(path, aside)
+            log.error("%s unreadable (%s); moved to %s", path, err, aside)
+            return None
+
+    def save_side(self, name: str, data: Any) -> None:
+        if not self._loaded:
+            raise RuntimeError("StateStore.save_side before load")
+        _write_atomic(self.side_path(name), json.dumps(data, separators=(",", ":")).encode())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename: a crash leaves the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

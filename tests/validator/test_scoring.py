@@ -171,12 +171,16 @@ def test_state_roundtrip_restart_hotkey_reset_and_old_files(tmp_path):
     state.put(1, "hk1", t1)
     state.put(2, "hk2", run([(0, ["timeout"])]))
     state.demand["a"] = (3.0, 10.0)
-    state.blobs["traffic"] = {"n": 1}
     state.last_weights = {1: 0.6, 2: 0.4}
     store.save(state)
     again = StateStore(path).load()
     assert again.tally(1) == t1 and again.tally(2).failures == 1
-    assert again.demand == {"a": (3.0, 10.0)} and again.blobs == {"traffic": {"n": 1}}
+    assert again.demand == {"a": (3.0, 10.0)}
+    store.save_side("traffic", {"n": 1})
+    assert StateStore(path).load_side("traffic") == {"n": 1}
+    store.side_path("gate").write_text("{torn")
+    assert StateStore(path).load_side("gate") is None  # moved aside, not fatal
+    assert list(tmp_path.glob("state.gate.json.corrupt-*"))
     assert again.last_weights == {1: 0.6, 2: 0.4}
     assert again.sync_hotkeys({1: "hk1", 2: "other"}) == [2]
     assert again.tally(1) == t1 and again.tally(2).count == 0
