@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -84,6 +85,10 @@ class MinerServer:
     ) -> None:
         self.config = config
         self.engine = engine
+        # The card carries the server's cap on new tokens: validators size tasks and route
+        # users within it instead of learning it from a 400.
+        cap = min(engine.card.max_new_tokens, config.server.max_new_tokens)
+        engine.card = replace(engine.card, max_new_tokens=cap)
         self.wallet = wallet
         self.gate = Gate(config.server.policy, snapshot or MetagraphSnapshot())
         self.metrics = MinerMetrics(engine)

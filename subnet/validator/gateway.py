@@ -163,7 +163,7 @@ class Gateway:
         model = body.get("model") if isinstance(body.get("model"), str) else "auto"
         experts = {c.model_id: c.domains[0] for c in self._cards()}
         domain = oai.request_domain(model, req, experts)
-        order = self._order(domain, model if model in experts else None)
+        order = self._order(domain, model if model in experts else None, req.max_tokens)
         if not order:
             return oai_error(
                 503, "no_miners", f"no miner can serve {domain!r} right now", retry_after=5
@@ -228,8 +228,8 @@ class Gateway:
             m.card for uid, m in self.ledger.miners.items() if self.ledger.expert(uid) is not None
         ]
 
-    def _order(self, domain: str, model_id: str | None) -> list[int]:
-        candidates = self.ledger.candidates(model_id)
+    def _order(self, domain: str, model_id: str | None, max_tokens: int = 1) -> list[int]:
+        candidates = self.ledger.candidates(model_id, max_tokens)
         if model_id is not None:
             preference = sorted({c.expert for c in candidates})
         else:

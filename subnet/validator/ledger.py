@@ -256,14 +256,19 @@ class Ledger:
         inside = set(domain_rules.experts_for(domain, self.earned))
         return [h for h in by_fit if h in inside] + [h for h in by_fit if h not in inside]
 
-    def candidates(self, model_id: str | None = None) -> list[router.Candidate]:
+    def candidates(
+        self, model_id: str | None = None, max_tokens: int = 1
+    ) -> list[router.Candidate]:
         """Miners the gateway may route to: verifiable experts only (their text is derived with
-        the reference tokenizer and a share of answers verified), optionally one model id."""
+        the reference tokenizer and a share of answers verified) whose cards allow `max_tokens`
+        new tokens, optionally one model id."""
         block = self.block()
         out = []
         for uid, m in self.miners.items():
             h = self.expert(uid)
             if h is None or (model_id is not None and m.card.model_id != model_id):
+                continue
+            if m.card.max_new_tokens < max_tokens:
                 continue
             out.append(
                 router.Candidate(
