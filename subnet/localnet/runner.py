@@ -309,6 +309,7 @@ def write_report(net: Localnet, summary: hist.Summary, seconds: float) -> str:
                 "epochs": summary.epochs,
                 "seconds": round(seconds, 1),
                 "checks": [{"what": w, "ok": o, "detail": d} for w, o, d in summary.checks],
+                "users": net.users.to_dict() if net.users is not None else None,
             },
             indent=1,
         )

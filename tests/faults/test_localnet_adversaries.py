@@ -1,6 +1,13 @@
-"""Two honest miners and one miner per cheat, as real processes on a localnet, for several epochs:
-the honest miners take at least 95% of miner incentive, and every cheater is scored zero by a
-validator with its reason (the summary's checks, built from the validators' logs)."""
+"""Every cheat of `subnet.miner.adversary` as a real miner process on a localnet, next to honest
+miners, two validators and simulated users, for a few epochs: honest work takes at least 95% of
+miner incentive, every cheat that does not do honest work earns at most 5% of an honest miner's
+and is scored zero by a validator with its reason, and the ones that do honest work under a lie
+(overclaim, sybil) earn no more than honest work (the summary's checks, from the validators' logs
+and the last epoch's incentives).
+
+The short mode runs in the default suite (CI, every landing) on the `test`-size experts; the
+long mode (`-m slow`) on the default experts with longer epochs.
+"""
 
 from __future__ import annotations
 
@@ -20,43 +27,54 @@ from tests.faults.reliability import record
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_honest_miners_take_the_incentive_and_every_cheat_is_caught(tmp_path):
-    from subnet.engine.experts import build_tiny_experts
-
-    # The localnet's default experts (~1.4M parameters, cached after a ~1 min first build). With
-    # the smaller `test` experts a continuation barely depends on the prompt, so the replayer's
-    # stale answers pass verification and it is paid (docs/RELIABILITY.md, known limits).
-    experts = build_tiny_experts(Path(tempfile.gettempdir()) / "dmoe-default-experts")
-    data = tmp_path / "ln"
-    # A validator step waits for every miner it queried, so the dripping and hanging cheaters
-    # stretch each step to the 30 s query timeout, and weights are only set between steps, in
-    # the second half of a tempo. A 70 s tempo (1 s blocks) leaves a 35 s window, so every
-    # validator sets weights once per epoch; with a 15 s tempo its 30 s steps phase-lock to the
-    # tempo and can miss the window every time.
+def _run(data: Path, experts: Path, size: str, *, tempo: int, epochs: int) -> tuple[dict, str]:
     cmd = [sys.executable, "-m", "subnet.cli", "localnet", "--data-dir", str(data),
-           "--experts-dir", str(Path(experts["code"]).parent), "--experts-size", "default",
+           "--experts-dir", str(experts), "--experts-size", size,
            "--miners", "2", "--validators", "2", "--adversaries", ",".join(ADVERSARIES),
-           "--block-time", "1", "--tempo", "70", "--epochs", "4", "--no-dashboard", "--fresh"]  # fmt: skip
+           "--users-rps", "1", "--block-time", "1", "--tempo", str(tempo),
+           "--epochs", str(epochs), "--no-dashboard", "--fresh"]  # fmt: skip
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     out = proc.stdout + proc.stderr
+    assert (data / "summary.json").is_file(), out[-4000:]
     summary = json.loads((data / "summary.json").read_text())
+    summary["returncode"] = proc.returncode
+    return summary, out
+
+
+def _check(summary: dict, data: Path, out: str, name: str) -> None:
     last = json.loads((data / "history.json").read_text())[-1]
     table = [
         {"label": u["label"], "role": u["role"], "incentive": u["incentive"]}
         for u in last["uids"]
         if u["role"] in ("miner", "cheater")
     ]
-    record("localnet_adversaries", {"epochs": summary["epochs"], "checks": summary["checks"],
-                                    "table": table, "last_weights": _last_weights(data, last)})  # fmt: skip
-    checks = {c["what"]: c for c in summary["checks"]}
-    share = checks["honest miners take >= 95% of miner incentive"]
-    assert share["ok"], (share, out[-3000:])
-    for name in ADVERSARIES:
-        caught = next(c for w, c in checks.items() if w.startswith(f"cheat-{name} "))
-        assert caught["ok"], (caught, out[-3000:])
-    assert proc.returncode == 0, out[-3000:]
+    record(name, {"epochs": summary["epochs"], "seconds": summary.get("seconds"),
+                  "checks": summary["checks"], "table": table,
+                  "last_weights": _last_weights(data, last),
+                  "users": summary.get("users")})  # fmt: skip
+    failed = [c for c in summary["checks"] if not c["ok"]]
+    assert not failed, (failed, out[-3000:])
+    checked = " ".join(c["what"] for c in summary["checks"])
+    for cheat in ADVERSARIES:
+        assert f"cheat-{cheat} " in checked, cheat  # every cheat has its verdicts
+    assert summary["returncode"] == 0, out[-3000:]
+
+
+def test_cheaters_earn_nothing_short(tmp_path, tiny_experts):
+    data = tmp_path / "ln"
+    summary, out = _run(data, Path(tiny_experts["code"]).parent, "test", tempo=30, epochs=3)
+    _check(summary, data, out, "localnet_adversaries")
+
+
+@pytest.mark.slow
+def test_cheaters_earn_nothing_long(tmp_path):
+    from subnet.engine.experts import build_tiny_experts
+
+    experts = build_tiny_experts(Path(tempfile.gettempdir()) / "dmoe-default-experts")
+    data = tmp_path / "ln"
+    summary, out = _run(data, Path(experts["code"]).parent, "default", tempo=60, epochs=5)
+    _check(summary, data, out, "localnet_adversaries_long")
 
 
 def _last_weights(data: Path, last: dict) -> dict[str, dict[str, float]]:
