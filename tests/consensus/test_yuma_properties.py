@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from subnet.consensus import (
@@ -16,7 +16,15 @@ from subnet.consensus import (
 )
 
 MODES = ["fixed", "float64"]
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: every run (CI included) draws the same examples from a hash of the test, without
+# the local .hypothesis database, so a failure found once fails again everywhere. Cases that
+# random exploration found are pinned below as @example regressions.
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 u16 = st.integers(0, 65535)
 
 
@@ -151,11 +159,37 @@ def test_minority_stake_cannot_move_consensus(mode, data):
     assert np.abs(a.incentive - b.incentive).max() <= 2 * share + 1e-9
 
 
+# Found by random exploration: the two largest stakes differ by 1 rao, so their I32F32 shares are
+# equal at a top-1 permit cut. The chain gives the permit to the higher uid, and only a permitted
+# row stores its new bonds, so renaming uids moves the permit and uid 3's bond row with it.
+PERMIT_TIE_CASE = (
+    SubnetState(
+        n=10,
+        stake=[4, 5, 6, 9_475_871_788, 0, 1, 2, 3, 73, 9_475_871_789],
+        weights=[[]] * 10,
+        bonds=[[], [], [], [(0, 1)], [], [], [], [], [], []],
+        block_at_registration=[0] * 10,
+        last_update=[0] * 10,
+        validator_permit=[True] * 4 + [False] * 6,
+        current_block=200,
+    ),
+    YumaParams(
+        bonds_penalty=0,
+        yuma3=False,
+        max_allowed_validators=1,
+        activity_cutoff=150,
+        tempo=100,
+    ),
+)
+
+
 @SETTINGS
 @given(case=states(), seed=st.integers(0, 2**32 - 1))
+@example(case=PERMIT_TIE_CASE, seed=79)
 def test_permuting_uids_permutes_outputs(case, seed):
     state, params = case
     perm = np.random.default_rng(seed).permutation(state.n)
+    tied = _permit_tie_group(state, params)
     for mode in MODES:
         a = epoch(state, params, 10**9, mode=mode)
         b = epoch(permuted(state, perm), params, 10**9, mode=mode)
@@ -164,24 +198,49 @@ def test_permuting_uids_permutes_outputs(case, seed):
             exact = mode == "fixed"
             assert np.allclose(vb[perm], va, rtol=0, atol=0 if exact else 1e-12), name
         assert [b.emission[p] for p in perm] == a.emission or mode == "float64"
-        if not _permit_cut_ties(state, params):
-            assert [b.new_validator_permits[p] for p in perm] == a.new_validator_permits
+        permits_a = a.new_validator_permits
+        permits_b = [b.new_validator_permits[p] for p in perm]
+        assert all(permits_a[i] == permits_b[i] for i in range(state.n) if i not in tied)
+        _assert_higher_uids_win(permits_a, tied)
+        _assert_higher_uids_win(b.new_validator_permits, {int(perm[i]) for i in tied})
         for i in range(state.n):
             got = sorted((int(j), int(v)) for j, v in b.new_bonds[perm[i]].tolist())
             want = sorted((int(perm[j]), int(v)) for j, v in a.new_bonds[i].tolist())
+            if permits_a[i] != permits_b[i]:
+                # run_epoch stores a row's new bonds only under its new permit and clears it
+                # otherwise: the run that withheld the permit holds an empty row.
+                assert (want if permits_b[i] else got) == []
+                continue
             assert got == want or mode == "float64"
 
 
-def _permit_cut_ties(state: SubnetState, params: YumaParams) -> bool:
-    """Whether the top-k-by-stake cut falls between stakes whose I32F32 shares are equal: the
-    chain then breaks the tie by uid, so permuting uids may legitimately move a permit."""
+def _permit_tie_group(state: SubnetState, params: YumaParams) -> set[int]:
+    """Uids whose new permit the chain decides by uid order alone, so that renaming uids may
+    legitimately move it (and the bond row stored under it).
+
+    `is_topk_nonzero` stable-sorts the I32F32 stake shares ascending and withholds the first
+    n - k: among equal shares the lower uid loses. That matters only when the k-th and (k+1)-th
+    largest shares are equal and non-zero (a zero share never gets a permit); the group is every
+    uid with that share. Shares are floor(stake * 2**32 / total), as the I64F64 normalise and
+    I32F32 cut give them (`states()` sets no owner and no stake threshold).
+    """
     stake = [int(x) for x in state.stake]
     total = sum(stake)
     k = params.max_allowed_validators
-    if total == 0 or k >= state.n:
-        return False
-    shares = sorted(((x << 32) // total for x in stake), reverse=True)
-    return shares[k - 1] == shares[k]
+    if total == 0 or not 0 < k < state.n:
+        return set()
+    shares = [(x << 32) // total for x in stake]
+    ranked = sorted(shares, reverse=True)
+    if ranked[k - 1] != ranked[k] or ranked[k] == 0:
+        return set()
+    return {i for i, x in enumerate(shares) if x == ranked[k]}
+
+
+def _assert_higher_uids_win(permits: list[bool], group: set[int]) -> None:
+    """Within a tie group the permits go to its highest uids (the chain's stable-sort tie-break)."""
+    members = sorted(group)
+    winners = [u for u in members if permits[u]]
+    assert winners == members[len(members) - len(winners) :]
 
 
 @SETTINGS
@@ -218,6 +277,7 @@ def test_float_mode_tracks_fixed_mode(case):
     assert np.abs(np.subtract(a.emission, b.emission)).max() <= 1000  # 1e-6 of 1e9 rao
 
 
+@settings(derandomize=True)
 @given(alpha=st.integers(0, 10**15), cut=u16, root=st.floats(0, 1))
 def test_coinbase_split_conserves_rao(alpha, cut, root):
     s = coinbase_split(alpha, cut, root)
