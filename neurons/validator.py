@@ -55,7 +55,12 @@ async def run(config: ValidatorConfig) -> int:
         log.info("reference experts: tiny experts in %s (built if absent)", experts_dir)
         await asyncio.to_thread(build_tiny_experts, experts_dir)
     try:
-        registry = await asyncio.to_thread(ExpertRegistry.load_dir, experts_dir)
+        registry = await asyncio.to_thread(
+            ExpertRegistry.load_dir,
+            experts_dir,
+            device=config.verify.device,
+            dtype=config.verify.dtype,
+        )
     except ExpertLoadError as err:
         print(f"dmoe validator: {err}", file=sys.stderr)
         return 2

@@ -41,6 +41,24 @@ class GatewayConfig:
     request_timeout_s: float = 60.0
 
 
+VERIFY_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    # Where and in what precision the reference experts run. "auto": CUDA and bfloat16 when a
+    # GPU is present, else CPU and float32. Tolerances follow the pair (miner's card dtype, this).
+    device: str = "auto"  # --verify.device auto|cpu|cuda|cuda:N
+    dtype: str = "auto"  # --verify.dtype auto|float32|bfloat16|float16
+
+
+def _check_verify_device(device: str) -> str:
+    kind, _, index = device.partition(":")
+    if device in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()):
+        return device
+    raise ConfigError(f"--verify.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
 @dataclass(frozen=True)
 class ValidatorConfig:
     common: CommonConfig
@@ -54,6 +72,7 @@ class ValidatorConfig:
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
 
 def add_validator_args(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +111,19 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
         help="comma-separated API keys (env DMOE_API_KEYS)",
     )
     g.add_argument("--gateway.rpm", dest="gateway_rpm", type=float, default=None)
+    g.add_argument(
+        "--verify.device",
+        dest="verify_device",
+        default=None,
+        help="device of the reference experts: auto (GPU when present), cpu, cuda, cuda:N",
+    )
+    g.add_argument(
+        "--verify.dtype",
+        dest="verify_dtype",
+        default=None,
+        choices=VERIFY_DTYPES,
+        help="precision of the reference experts (auto: bfloat16 on a GPU, else float32)",
+    )
 
 
 def validator_config_from_args(
@@ -134,6 +166,10 @@ def validator_config_from_args(
         else Path(DEFAULT_STATE_DIR).expanduser()
         / f"{common.wallet.name}-{common.wallet.hotkey}-{common.netuid}.json"
     )
+    verify = VerifyConfig(
+        device=_check_verify_device(getattr(args, "verify_device", None) or "auto"),
+        dtype=getattr(args, "verify_dtype", None) or "auto",
+    )
     return ValidatorConfig(
         common=common,
         experts_dir=experts,
@@ -143,4 +179,5 @@ def validator_config_from_args(
         sampling=sampling,
         weights=WeightsConfig(dry_run=bool(args.dry_run)),
         gateway=gw,
+        verify=verify,
     )

@@ -12,11 +12,13 @@ import torch
 from protocol import GenerateRequest, GenerateResponse, Timings, TokenLogprob, Usage
 from subnet.engine.loading import LoadedExpert
 from subnet.engine.prompt import encode_prompt
+from subnet.validator.verify import expected_text, readable_text
 
 
 @torch.inference_mode()
 def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateResponse:
     tok = expert.tokenizer
+    eos = sorted(expert.eos_ids or {tok.eos_token_id})
     prompt = encode_prompt(tok, req)
     t0 = time.perf_counter()
     kwargs = dict(max_new_tokens=req.max_tokens, do_sample=req.temperature > 0)
@@ -24,12 +26,12 @@ def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateRespo
         torch.manual_seed(req.seed or 0)
         kwargs.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
     out = expert.model.generate(
-        torch.tensor([prompt]),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+        torch.tensor([prompt], device=expert.device),
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=expert.device),
         output_logits=True,
         return_dict_in_generate=True,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos[0],
         **kwargs,
     )
     ids = out.sequences[0, len(prompt) :].tolist()
@@ -37,7 +39,12 @@ def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateRespo
     for step, t in zip(out.logits, ids, strict=False):
         lps.append(float(torch.log_softmax(step[0].float(), -1)[t]))
     ids = ids[: len(lps)]
-    finish = "eos" if ids and ids[-1] == tok.eos_token_id else "length"
+    finish = "eos" if ids and ids[-1] in eos else "length"
+    # generate knows no stop strings: cut where the engine would have stopped.
+    for k in range(1, len(ids) + 1) if req.stop else ():
+        if any(s in readable_text(tok, ids[:k]) for s in req.stop):
+            ids, finish = ids[:k], "stop"
+            break
     if finish == "length" and len(ids) < req.max_tokens:
         finish = "stop"
     ms = (time.perf_counter() - t0) * 1000
@@ -45,9 +52,9 @@ def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateRespo
         request_id=req.request_id,
         model=expert.card.model_id,
         token_ids=tuple(ids),
-        text=tok.decode(ids),
+        text=expected_text(tok, req, ids, finish),
         finish_reason=finish,
         usage=Usage(len(prompt), len(ids)),
-        logprobs=tuple(TokenLogprob(t, min(0.0, lp)) for t, lp in zip(ids, lps, strict=True)),
+        logprobs=tuple(TokenLogprob(t, min(0.0, lp)) for t, lp in zip(ids, lps, strict=False)),
         timings=Timings(ttft_ms=0.0, total_ms=ms),
     )

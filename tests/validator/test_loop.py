@@ -48,11 +48,13 @@ async def test_echo_of_another_answer_is_copycat(
         report = await v.step()
         assert report.reasons[1] == "ok"
         reason = report.reasons[2]
-        assert reason in ("ok", "copycat"), reason
-        if reason == "copycat":
+        # A shorter echo claims `stop` with no stop sequence (premature_end), and a cut echo's
+        # text no longer matches its tokens (text_mismatch): both are caught as such.
+        assert reason in ("ok", "copycat", "premature_end", "text_mismatch"), reason
+        if reason != "ok":
             copycat += 1
     # An echo that the declared model would itself produce for the new prompt (tiny models often
-    # continue with the same whitespace) is accepted by design; the rest are caught as copies.
+    # continue with the same whitespace) is accepted by design; the rest are caught.
     assert copycat >= 2
 
 
