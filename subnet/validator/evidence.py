@@ -36,8 +36,8 @@ SIGNED = frozenset({"lp_err_sum", "z_num"})
 
 @dataclass(frozen=True)
 class EvidenceThresholds:
-    min_lp_tokens: float = 200.0  # compared tokens before the logprob-noise test speaks
-    lp_noise_ratio: float = 4.0  # Σ err² / Σ honest noise² above this is drift
+    min_lp_tokens: float = 500.0  # compared tokens before the logprob-noise test speaks
+    lp_noise_ratio: float = 2.0  # Σ err² / Σ honest noise² above this is drift
     alpha: float = 1e-6  # false-positive bound of each mixture test over an unbounded run
     rho: float = 200.0  # mixture scale, in variance units (~ where the tests are sharpest)
     min_sampled_tokens: float = 200.0  # sampled tokens before the z and argmax tests speak

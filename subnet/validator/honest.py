@@ -12,7 +12,7 @@ import torch
 from protocol import GenerateRequest, GenerateResponse, Timings, TokenLogprob, Usage
 from subnet.engine.loading import LoadedExpert
 from subnet.engine.prompt import encode_prompt
-from subnet.validator.verify import expected_text, readable_text
+from subnet.validator.text import expected_text, readable_text
 
 
 @torch.inference_mode()

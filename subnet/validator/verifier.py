@@ -28,10 +28,10 @@ from subnet.engine.prompt import encode_prompt
 from subnet.engine.scoring import score_batch
 from subnet.validator import tasks
 from subnet.validator.prefill import answer_logprobs, reference_prefill
+from subnet.validator.text import answer_texts
 from subnet.validator.thresholds import ThresholdTable
 from subnet.validator.verify import (
     Verdict,
-    answer_texts,
     check_reference,
     check_text,
     label_copy,

@@ -34,9 +34,9 @@ import hashlib
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from protocol import GenerateRequest, GenerateResponse
+from subnet.validator.text import expected_text as expected_text  # the derivation, re-exported
 
 REASONS = (
     "ok",
@@ -143,68 +143,6 @@ class Verdict:
 
 
 OK = Verdict(True, "ok")
-
-
-# --- text: what the answer's token ids say, derived exactly as the engine streams it
-
-
-def readable_text(tokenizer: Any, ids: Sequence[int]) -> str:
-    """decode(ids) without special tokens, holding back a trailing incomplete character.
-
-    The engine's incremental detokenizer (`subnet.engine.sequence.Seq.detokenize`) never emits
-    text ending in U+FFFD (half a UTF-8 sequence the next token may complete), so its text is the
-    longest prefix of the tokens whose decoding does not end in one.
-    """
-    ids = list(ids)
-    text = tokenizer.decode(ids, skip_special_tokens=True)
-    k = len(ids)
-    while text.endswith("\ufffd") and k > 0:
-        k -= 1
-        text = tokenizer.decode(ids[:k], skip_special_tokens=True)
-    return text
-
-
-def earliest_stop(text: str, stops: Sequence[str]) -> int | None:
-    """Index of the earliest occurrence of any stop sequence in `text`, or None."""
-    found = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return min(found) if found else None
-
-
-def expected_text(
-    tokenizer: Any, req: GenerateRequest, token_ids: Sequence[int], finish_reason: str
-) -> str:
-    """The text a user receives for these tokens: what the validator's gateway sends and what
-    a miner's `text` must equal. Special tokens are skipped, a final end-of-sequence excluded,
-    and a `stop` answer is cut before the earliest stop sequence (as the engine does)."""
-    ids = list(token_ids[:-1] if finish_reason == "eos" else token_ids)
-    text = readable_text(tokenizer, ids)
-    if finish_reason == "stop":
-        at = earliest_stop(text, req.stop)
-        if at is not None:
-            text = text[:at]
-    return text
-
-
-@dataclass(frozen=True)
-class Texts:
-    """What the tokenizer says about an answer, computed once by the shell."""
-
-    before_last: str  # readable_text(token_ids[:-1])
-    full: str  # readable_text(token_ids), before any stop cut
-    expected: str  # expected_text(...)
-
-
-def answer_texts(tokenizer: Any, req: GenerateRequest, resp: GenerateResponse) -> Texts:
-    ids = list(resp.token_ids)
-    before = readable_text(tokenizer, ids[:-1]) if len(ids) > 1 else ""
-    full = readable_text(tokenizer, ids)
-    expected = full
-    if resp.finish_reason == "eos":
-        expected = before
-    elif resp.finish_reason == "stop":
-        at = earliest_stop(full, req.stop)
-        expected = full[:at] if at is not None else full
-    return Texts(before, full, expected)
 
 
 # --- copies: which request an answer was given for
