@@ -53,10 +53,10 @@ REASONS = (
     "text_mismatch",  # `text` is not what the token ids decode to
     "drift",  # set by `subnet.validator.evidence`: many answers reveal other weights
     "timeout",  # set by the caller, not here: no answer in time
-    "error",  # set by the caller: transport or protocol error
+    "error",  # transport or protocol error (the caller), or finish_reason error/cancelled
 )
-# Reasons that prove the miner did not run the declared model honestly (as opposed to
-# failures any honest but broken or overloaded miner can have: timeout, error).
+# Reasons that prove the miner did not serve the declared model honestly: a strike. The others
+# are failures an honest but broken, overloaded or unregistered miner can have.
 CHEATING = frozenset(REASONS) - {"ok", "timeout", "error", "unknown_model"}
 
 # Per-answer sums for the per-miner evidence (see subnet.validator.evidence); all floats.
@@ -176,8 +176,8 @@ def check_shape(
         return Verdict.fail(
             "ignored_max_tokens", f"{n} tokens returned for max_tokens={req.max_tokens}"
         )
-    if resp.finish_reason in ("cancelled", "error"):
-        return Verdict.fail("bad_shape", f"finish_reason={resp.finish_reason}")
+    if resp.finish_reason in ("cancelled", "error"):  # the engine failed: no lie, no answer
+        return Verdict.fail("error", f"finish_reason={resp.finish_reason}")
     if n == 0:
         return Verdict.fail("bad_shape", "no tokens returned")
     if resp.usage.completion_tokens != n:  # inflated usage bills tokens never generated
