@@ -109,6 +109,15 @@ def loose_table():
     return ThresholdTable(pairs, EvidenceThresholds())
 
 
+def lp_ratio(verdicts) -> float:
+    from subnet.validator import evidence
+
+    ev = evidence.Evidence()
+    for v in verdicts:
+        ev = evidence.add(ev, v.stats, greedy=False)
+    return evidence.lp_ratio(ev)
+
+
 def margins(items, verdicts) -> dict:
     greedy = [v for it, v in zip(items, verdicts, strict=True) if it.request.temperature == 0]
     sampled = [v for it, v in zip(items, verdicts, strict=True) if it.request.temperature > 0]
@@ -123,6 +132,7 @@ def margins(items, verdicts) -> dict:
         "max_logprob_err": max((v.stats.get("max_logprob_err", 0.0) for v in verdicts), default=0),
         "lp_mse": sum(v.stats.get("lp_err_sq", 0.0) for v in verdicts) / max(lp_n, 1.0),
         "lp_noise_mse": sum(v.stats.get("lp_noise_sq", 0.0) for v in verdicts) / max(lp_n, 1.0),
+        "lp_ratio": lp_ratio(verdicts),
         "z_min": min((v.stats["z"] for v in sampled if "z" in v.stats), default=0.0),
         "z_median": statistics.median([v.stats["z"] for v in sampled if "z" in v.stats] or [0]),
         "end_logprob_min": min(ends, default=0.0),
@@ -245,6 +255,26 @@ def replays(honest, expert, rng):
     return out
 
 
+def cheat_detection(registry, table, honest, by_dom, wrong, rng, args) -> dict[str, Counter]:
+    from subnet.validator.verifier import Verifier
+
+    detect: dict[str, Counter] = {}
+    built, rp = [], []
+    for dom, e in by_dom.items():
+        mine = [it for it in honest if it.weights_hash == e.card.weights_hash]
+        built += cheats(e, wrong[dom], mine[: args.n_cheat], rng)
+        rp += replays(mine, e, rng)
+    cv = Verifier(registry, table).verify_many([it for _, it in built])
+    for (kind, _), v in zip(built, cv, strict=True):
+        detect.setdefault(kind, Counter())[v.reason] += 1
+    rv = Verifier(registry, table)
+    for kind, orig, item in rp:  # the original first, then its replay
+        rv.verify_many([orig])
+        (v,) = rv.verify_many([item])
+        detect.setdefault(kind, Counter())[v.reason] += 1
+    return detect
+
+
 def run_size(size: str, args, rng: random.Random) -> dict:
     import torch
 
@@ -331,26 +361,12 @@ def run_size(size: str, args, rng: random.Random) -> dict:
                 if frac == PERTURB_EVIDENCE:
                     pm = margins(items, pv)
                     row["perturbed_2%_lp_mse"] = pm["lp_mse"]
+                    row["perturbed_2%_lp_ratio"] = pm["lp_ratio"]
                     seq = [(v.stats, it.request.temperature == 0)
                            for it, v in zip(items, pv, strict=True)]  # fmt: skip
                     row["evidence_perturbed_2%"] = evidence_runs(seq, ev_th, rng, SHUFFLES)
-            if mdt == args.miner_dtypes[0]:
-                built = []
-                for dom, e in by_dom.items():
-                    mine = [it for it in honest[mdt] if it.weights_hash == e.card.weights_hash]
-                    built += cheats(e, wrong[dom], mine[: args.n_cheat], rng)
-                cv = Verifier(registry, table).verify_many([it for _, it in built])
-                for (kind, _), v in zip(built, cv, strict=True):
-                    detect.setdefault(kind, Counter())[v.reason] += 1
-                rp = []
-                for e in by_dom.values():
-                    mine = [it for it in honest[mdt] if it.weights_hash == e.card.weights_hash]
-                    rp += replays(mine, e, rng)
-                rv = Verifier(registry, table)
-                for kind, orig, item in rp:  # the original first, then its replay
-                    rv.verify_many([orig])
-                    (v,) = rv.verify_many([item])
-                    detect.setdefault(kind, Counter())[v.reason] += 1
+            # Cheats under every declared precision (judged with that pair's thresholds).
+            detect.update(cheat_detection(registry, table, honest[mdt], by_dom, wrong, rng, args))
             row["detection"] = {k: dict(c) for k, c in detect.items()}
             row["detection_rate"] = {
                 k: round(1 - c.get("ok", 0) / sum(c.values()), 4) for k, c in detect.items()

@@ -6,12 +6,12 @@ per-answer check; a few hundred tokens of them do not. `Evidence` keeps sums of 
 `decay` ages everything by a factor (the caller's half-life), and `judge` fails a miner with
 reason `drift` when one of three tests speaks:
 
-- logprob noise: Σ (claimed − reference)² against Σ of what an honest miner of the same
-  precision pair differs by on the same tokens (`lp_noise_sq`, simulated by the verifier plus a
-  calibrated floor). Honest serving keeps the ratio near 1-2 (bfloat16 decode with a KV cache is
-  a little noisier than the simulated prefill); other weights add their own error on top. The
-  test waits for `min_lp_tokens` compared tokens, and the ratio of two growing sums converges,
-  so its false-positive rate shrinks as evidence accumulates.
+- logprob noise: how far claimed logprobs sit from the nearer of two honest yardsticks, the
+  reference and a copy of it at the miner's declared precision (`lp_err_sq`, `lp_sim_err_sq`),
+  against how far that copy sits from the reference (`lp_noise_sq`, plus a calibrated floor),
+  each token clipped (`verify.LP_CLIP`). Honest serving stays near one yardstick; other weights
+  sit far from both. The test waits for `min_lp_tokens` compared tokens; the ratio of growing
+  sums converges, so its false-positive rate shrinks as evidence accumulates.
 - sampling z: Σ (log p(t) − E_q log p) against Σ Var_q (honest: mean 0, variance Σ Var);
 - argmax rate: sampled tokens that are the reference argmax against Σ q(argmax).
   Both use a normal-mixture boundary (Robbins): |S| > sqrt((V + ρ) (ln((V + ρ)/ρ) + 2 ln(2/α))),
@@ -36,8 +36,8 @@ SIGNED = frozenset({"lp_err_sum", "z_num"})
 
 @dataclass(frozen=True)
 class EvidenceThresholds:
-    min_lp_tokens: float = 500.0  # compared tokens before the logprob-noise test speaks
-    lp_noise_ratio: float = 2.0  # Σ err² / Σ honest noise² above this is drift
+    min_lp_tokens: float = 800.0  # compared tokens before the logprob-noise test speaks
+    lp_noise_ratio: float = 1.5  # min(Σ err², Σ sim err²) / Σ simulated noise² above: drift
     alpha: float = 1e-6  # false-positive bound of each mixture test over an unbounded run
     rho: float = 200.0  # mixture scale, in variance units (~ where the tests are sharpest)
     min_sampled_tokens: float = 200.0  # sampled tokens before the z and argmax tests speak
@@ -64,6 +64,7 @@ class Evidence:
     lp_n: float = 0.0
     lp_err_sum: float = 0.0
     lp_err_sq: float = 0.0
+    lp_sim_err_sq: float = 0.0
     lp_noise_sq: float = 0.0
     greedy_n: float = 0.0
     gap_sum: float = 0.0
@@ -127,11 +128,17 @@ def mixture_bound(var: float, alpha: float, rho: float) -> float:
     return math.sqrt(v * (math.log(v / rho) + 2 * math.log(2 / alpha)))
 
 
+def lp_ratio(ev: Evidence) -> float:
+    """How far claimed logprobs sit from the nearer of the reference and the simulated honest
+    miner, in units of the simulated honest noise (honest serving: below 1 on the tiny experts)."""
+    return min(ev.lp_err_sq, ev.lp_sim_err_sq) / ev.lp_noise_sq if ev.lp_noise_sq > 0 else 0.0
+
+
 def scores(ev: Evidence, th: EvidenceThresholds) -> dict[str, float]:
     """Each test's statistic over its threshold (> 1 fails), for tests with enough evidence."""
     out: dict[str, float] = {}
     if ev.lp_n >= th.min_lp_tokens and ev.lp_noise_sq > 0:
-        out["lp_noise"] = ev.lp_err_sq / ev.lp_noise_sq / th.lp_noise_ratio
+        out["lp_noise"] = lp_ratio(ev) / th.lp_noise_ratio
     if ev.sampled_n >= th.min_sampled_tokens:
         out["z"] = abs(ev.z_num) / mixture_bound(ev.z_var, th.alpha, th.rho)
         top1 = ev.top1_n - ev.top1_expected
@@ -143,7 +150,7 @@ def judge(ev: Evidence, thresholds: EvidenceThresholds) -> Verdict | None:
     """A failed verdict (`drift`) when the evidence shows weights other than the declared."""
     s = scores(ev, thresholds)
     if s.get("lp_noise", 0.0) > 1.0:
-        ratio = ev.lp_err_sq / ev.lp_noise_sq
+        ratio = lp_ratio(ev)
         return Verdict.fail(
             "drift",
             f"claimed logprobs differ from the reference {ratio:.1f}x more (squared) than honest "

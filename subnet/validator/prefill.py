@@ -19,7 +19,7 @@ from collections.abc import Collection
 import torch
 
 from subnet.engine.scoring import padded_logits
-from subnet.validator.verify import Reference
+from subnet.validator.verify import Reference, Simulated
 
 # A token this close to the nucleus boundary (cumulative probability) still counts as inside:
 # a miner's float16/bfloat16 softmax can move the boundary slightly.
@@ -70,15 +70,17 @@ def reference_prefill(
 
 
 @torch.inference_mode()
-def answer_logprobs(model, prompts: list[list[int]], answers: list[list[int]]) -> list[list[float]]:
-    """Raw log-probabilities of each answer's tokens (what an honest miner of `model` claims)."""
+def simulate(model, prompts: list[list[int]], answers: list[list[int]]) -> list[Simulated]:
+    """What an honest miner serving `model` claims for each answer: the raw log-probability
+    of each returned token and of the argmax at its position."""
     seqs = [[*p, *a] for p, a in zip(prompts, answers, strict=True)]
     logits = padded_logits(model, seqs)
     out = []
     for i, (p, a) in enumerate(zip(prompts, answers, strict=True)):
-        rows = logits[i, len(p) - 1 : len(p) + len(a) - 1].float()
-        target = torch.tensor(a, dtype=torch.long, device=rows.device)
-        out.append(torch.log_softmax(rows, -1).gather(1, target[:, None])[:, 0].tolist())
+        logp = torch.log_softmax(logits[i, len(p) - 1 : len(p) + len(a) - 1].float(), -1)
+        target = torch.tensor(a, dtype=torch.long, device=logp.device)
+        chosen = logp.gather(1, target[:, None])[:, 0]
+        out.append(Simulated(tuple(chosen.tolist()), tuple(logp.max(-1).values.tolist())))
     return out
 
 

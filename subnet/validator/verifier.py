@@ -27,10 +27,11 @@ from subnet.engine.loading import DTYPES, ExpertLoadError, LoadedExpert, load_ex
 from subnet.engine.prompt import encode_prompt
 from subnet.engine.scoring import score_batch
 from subnet.validator import tasks
-from subnet.validator.prefill import answer_logprobs, reference_prefill
+from subnet.validator.prefill import reference_prefill, simulate
 from subnet.validator.text import answer_texts
 from subnet.validator.thresholds import ThresholdTable
 from subnet.validator.verify import (
+    Simulated,
     Verdict,
     check_reference,
     check_text,
@@ -260,19 +261,19 @@ class Verifier:
             expert.card.max_context,
         )
 
-    def _simulate(self, expert: LoadedExpert, group, items) -> dict[int, list[float]]:
+    def _simulate(self, expert: LoadedExpert, group, items) -> dict[int, Simulated]:
         """Logprobs an honest miner of each item's declared precision would claim."""
         by_dtype: dict[str, list[tuple[int, list[int]]]] = {}
         for i, prompt in group:
             dt = simulated_dtype(items[i].dtype, self.registry.dtype)
-            if self.simulate and dt is not None and items[i].request.logprobs:
+            if self.simulate and dt is not None:
                 by_dtype.setdefault(dt, []).append((i, prompt))
-        out: dict[int, list[float]] = {}
+        out: dict[int, Simulated] = {}
         for dt, sub in by_dtype.items():
             model = self._sim_model(expert, dt)
             answers = [list(items[i].response.token_ids) for i, _ in sub]
-            lps = answer_logprobs(model, [p for _, p in sub], answers)
-            out.update({i: lp for (i, _), lp in zip(sub, lps, strict=True)})
+            sims = simulate(model, [p for _, p in sub], answers)
+            out.update({i: sim for (i, _), sim in zip(sub, sims, strict=True)})
         return out
 
     def _sim_model(self, expert: LoadedExpert, dtype: str):

@@ -64,8 +64,9 @@ STAT_KEYS = (
     "tokens",  # returned tokens
     "lp_n",  # tokens whose claimed logprob was compared
     "lp_err_sum",  # Σ (claimed − reference) logprob, nats
-    "lp_err_sq",  # Σ (claimed − reference)², nats²
-    "lp_noise_sq",  # Σ (honest miner of the same precision − reference)², simulated + floor
+    "lp_err_sq",  # Σ (claimed − reference)², nats², each token clipped (LP_CLIP)
+    "lp_sim_err_sq",  # Σ (claimed − simulated miner of the declared precision)², clipped
+    "lp_noise_sq",  # Σ (simulated miner − reference)², clipped, + a calibrated floor per token
     "greedy_n",  # greedy tokens checked
     "gap_sum",  # Σ (reference argmax logprob − chosen logprob) over greedy tokens, nats
     "sampled_n",  # sampled tokens checked
@@ -210,23 +211,57 @@ def _eos_set(eos_id: int | None, eos_ids: Collection[int]) -> frozenset[int]:
     return frozenset(eos_ids) | ({eos_id} if eos_id is not None else set())
 
 
+@dataclass(frozen=True)
+class Simulated:
+    """An honest miner of the declared precision, simulated by the verifier: a copy of the
+    reference in that precision scores the same tokens (raw logprob of each returned token and
+    of the argmax). Its distance to the reference is the yardstick of the miner's claims."""
+
+    logprobs: tuple[float, ...]
+    top1_logprobs: tuple[float, ...]
+
+
+# Per-token squared errors are clipped at LP_CLIP² times the answer's mean simulated noise: one
+# near-tie token whose low-precision logprob moves by 0.5 nats would otherwise outweigh a
+# thousand ordinary tokens in the per-miner evidence.
+LP_CLIP = 4.0
+
+
+def _gaps(req: GenerateRequest, ref: Reference, sim: Simulated | None) -> list[float]:
+    """Per greedy token: how far it trails the argmax under the reference, or under the
+    simulated miner when that is closer (a low-precision miner's own argmax near a tie)."""
+    gaps = [top - lp for top, lp in zip(ref.top1_logprobs, ref.logprobs, strict=True)]
+    if sim is not None:
+        own = [top - lp for top, lp in zip(sim.top1_logprobs, sim.logprobs, strict=True)]
+        gaps = [min(g, o) for g, o in zip(gaps, own, strict=True)]
+    return gaps
+
+
+def _errors(resp: GenerateResponse, ref: Reference, sim: Simulated | None) -> list[float]:
+    """Per token: |claimed − reference|, or |claimed − simulated miner| when that is closer."""
+    errs = [abs(c.logprob - r) for c, r in zip(resp.logprobs, ref.logprobs, strict=True)]
+    if sim is not None:
+        own = [abs(c.logprob - s) for c, s in zip(resp.logprobs, sim.logprobs, strict=True)]
+        errs = [min(e, o) for e, o in zip(errs, own, strict=True)]
+    return errs
+
+
 def answer_stats(
     req: GenerateRequest,
     resp: GenerateResponse,
     ref: Reference,
     *,
-    sim: Sequence[float] | None = None,
+    sim: Simulated | None = None,
     noise_floor: float = 0.0,
 ) -> dict[str, float]:
     """Everything the reference says about an answer, as numbers (see STAT_KEYS).
 
-    `sim`: the logprobs an honest miner of the declared precision would claim for these tokens
-    (the verifier's simulation), `noise_floor`: nats² per token an honest miner may differ by
-    beyond that; together they make `lp_noise_sq`, the yardstick of `lp_err_sq`."""
+    `noise_floor`: nats² per token an honest miner may differ by beyond the simulation (for
+    float32 on both sides, the whole yardstick)."""
     n = len(resp.token_ids)
     stats: dict[str, float] = {"tokens": float(n), "mean_logprob": sum(ref.logprobs) / n}
     if req.temperature == 0.0:
-        gaps = [max(0.0, top - lp) for top, lp in zip(ref.top1_logprobs, ref.logprobs, strict=True)]
+        gaps = [max(0.0, g) for g in _gaps(req, ref, sim)]
         stats.update(max_gap=max(gaps), greedy_n=float(n), gap_sum=sum(gaps))
     else:
         z_num = sum(ref.logprobs) - ref.expected_logprob
@@ -244,16 +279,24 @@ def answer_stats(
         if ref.end_logprob is not None and resp.finish_reason == "eos":
             stats["end_logprob"] = ref.end_logprob
     if req.logprobs and resp.logprobs:
-        diffs = [c.logprob - r for c, r in zip(resp.logprobs, ref.logprobs, strict=True)]
-        noise = len(diffs) * noise_floor
-        if sim is not None:
-            noise += sum((s - r) ** 2 for s, r in zip(sim, ref.logprobs, strict=True))
+        claimed = [c.logprob for c in resp.logprobs]
+        d_ref = [c - r for c, r in zip(claimed, ref.logprobs, strict=True)]
+        d_sim = (
+            d_ref if sim is None else [c - s for c, s in zip(claimed, sim.logprobs, strict=True)]
+        )
+        noise = (
+            [0.0] * n
+            if sim is None
+            else [(s - r) ** 2 for s, r in zip(sim.logprobs, ref.logprobs, strict=True)]
+        )
+        cap = LP_CLIP**2 * (sum(noise) / n + noise_floor)
         stats.update(
-            max_logprob_err=max(abs(d) for d in diffs),
-            lp_n=float(len(diffs)),
-            lp_err_sum=sum(diffs),
-            lp_err_sq=sum(d * d for d in diffs),
-            lp_noise_sq=noise,
+            max_logprob_err=max(_errors(resp, ref, sim)),
+            lp_n=float(n),
+            lp_err_sum=sum(d_ref),
+            lp_err_sq=sum(min(d * d, cap) for d in d_ref),
+            lp_sim_err_sq=sum(min(d * d, cap) for d in d_sim),
+            lp_noise_sq=sum(min(x, cap) for x in noise) + n * noise_floor,
         )
     return stats
 
@@ -266,10 +309,11 @@ def check_reference(
     eos_id: int | None = None,
     eos_ids: Collection[int] = (),
     th: Thresholds,
-    sim: Sequence[float] | None = None,
+    sim: Simulated | None = None,
     noise_floor: float = 0.0,
 ) -> Verdict:
-    """Plausibility, the end of the answer and claimed logprobs against the reference prefill."""
+    """Plausibility, the end of the answer and claimed logprobs against the reference prefill
+    (and the simulated miner of the declared precision, when there is one)."""
     eos = _eos_set(eos_id, eos_ids)
     n = len(resp.token_ids)
     if len(ref.logprobs) != n:
@@ -277,7 +321,7 @@ def check_reference(
     stats = answer_stats(req, resp, ref, sim=sim, noise_floor=noise_floor)
     ends = resp.token_ids[-1] in eos
     if req.temperature == 0.0:
-        gaps = [top - lp for top, lp in zip(ref.top1_logprobs, ref.logprobs, strict=True)]
+        gaps = _gaps(req, ref, sim)
         worst = max(range(n), key=gaps.__getitem__)
         if gaps[worst] > th.greedy_max_gap:
             # The specific failures: an argmax EOS replaced by another token, or an EOS that
@@ -322,8 +366,8 @@ def check_reference(
                 if t not in eos and eos_lp is not None and eos_lp >= th.eos_sure_logprob:
                     return Verdict.fail("skipped_eos", f"sure EOS skipped at token {i}", **stats)
     if "max_logprob_err" in stats and stats["max_logprob_err"] > th.logprob_tol:
-        diffs = [abs(c.logprob - r) for c, r in zip(resp.logprobs, ref.logprobs, strict=True)]
-        i = diffs.index(max(diffs))
+        errs = _errors(resp, ref, sim)
+        i = errs.index(max(errs))
         return Verdict.fail(
             "logprob_mismatch",
             f"token {i}: claimed {resp.logprobs[i].logprob:.4f}, reference {ref.logprobs[i]:.4f}",
@@ -407,7 +451,7 @@ def verify(
     expected: str | None = None,
     copied: bool = False,
     th: Thresholds = Thresholds(),
-    sim: Sequence[float] | None = None,
+    sim: Simulated | None = None,
     noise_floor: float = 0.0,
 ) -> Verdict:
     """The full verdict. `ref` None means the declared weights are not in the registry;

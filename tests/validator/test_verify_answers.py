@@ -14,8 +14,9 @@ from protocol import GenerateRequest, TokenLogprob, Usage
 from subnet.engine.hf import HFEngine
 from subnet.engine.loading import load_expert
 from subnet.engine.prompt import encode_prompt
-from subnet.validator import tasks, verify
-from subnet.validator.prefill import answer_logprobs
+from subnet.validator import evidence, tasks, verify
+from subnet.validator.evidence import Evidence
+from subnet.validator.prefill import simulate
 from subnet.validator.text import TextStream
 from subnet.validator.thresholds import ThresholdTable
 from subnet.validator.verifier import Item, Verifier
@@ -114,9 +115,12 @@ def test_an_end_the_model_finds_implausible_is_premature(registry, honest):
         for r, a in zip(reqs, answers, strict=True)
         if len(a.token_ids) > 3
     ]
-    true = answer_logprobs(
-        expert.model, [encode_prompt(tok, r) for r, _, _ in cut], [ids for _, ids, _ in cut]
-    )
+    true = [
+        s.logprobs
+        for s in simulate(
+            expert.model, [encode_prompt(tok, r) for r, _, _ in cut], [ids for _, ids, _ in cut]
+        )
+    ]
     items = [
         Item(
             h,
@@ -186,9 +190,10 @@ def test_bfloat16_miner_verifies_under_its_pair(registry, tiny_experts):
     items = _items(served, reqs, answers, dtype="bfloat16")
     verdicts = verifier.verify_many(items)
     assert [v.reason for v in verdicts] == ["ok"] * len(items)
-    noise = sum(v.stats["lp_noise_sq"] for v in verdicts)
-    err = sum(v.stats["lp_err_sq"] for v in verdicts)
-    assert noise > 0 and err / noise < 2.0  # honest: about the simulated bfloat16 noise
+    ev = Evidence()
+    for it, v in zip(items, verdicts, strict=True):
+        ev = evidence.add(ev, v.stats, greedy=it.request.temperature == 0)
+    assert ev.lp_noise_sq > 0 and evidence.lp_ratio(ev) < 1.0  # honest: near a yardstick
 
 
 def test_text_stream_adds_up_to_the_derived_text(honest):

@@ -23,7 +23,7 @@ def _honest_stats(rng: random.Random, n: int = 40, noise: float = 1e-4) -> dict[
     """One answer's stats as an honest miner produces them: errors about the simulated noise."""
     err = sum(rng.gauss(0, 1) ** 2 for _ in range(n)) * noise
     sim = sum(rng.gauss(0, 1) ** 2 for _ in range(n)) * noise
-    return {"tokens": n, "lp_n": n, "lp_err_sq": err, "lp_noise_sq": sim, "lp_err_sum": 0.0}
+    return {"tokens": n, "lp_n": n, "lp_err_sq": err, "lp_sim_err_sq": err, "lp_noise_sq": sim}
 
 
 def test_add_decay_and_round_trip():
@@ -66,6 +66,7 @@ def test_honest_noise_never_drifts_and_extra_noise_does():
         assert evidence.judge(honest, TH) is None, (k, honest)
         s = _honest_stats(rng)
         s["lp_err_sq"] *= 3.0  # three times the honest squared error: other weights
+        s["lp_sim_err_sq"] *= 3.0
         noisy = evidence.add(noisy, s, greedy=False)
         if first is None and evidence.judge(noisy, TH) is not None:
             first = k + 1
