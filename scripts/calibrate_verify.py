@@ -6,7 +6,7 @@
 For each tiny expert size and each pair, honest answers come from the miner's own engine
 (HFEngine, continuous batching, KV cache) and from a second implementation (Hugging Face
 `generate`), with the model loaded in the miner's precision: greedy and sampled synthetic tasks
-of every domain, a quarter of them with stop sequences. Every one must pass (false-positive rate
+of every domain, a quarter of them with stop sequences, one in eight 256 tokens long. Every one must pass (false-positive rate
 0). Pass 1 verifies with loose thresholds and records the margins (greedy gap, claimed-logprob
 error, z-scores, end-of-sequence probability); the pair's thresholds are those margins times a
 safety factor (never tighter than the float32 defaults); pass 2 verifies again with them and
@@ -45,13 +45,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 STOPS = ("\n", "\n\n", ")", " =", ":", ",")
+LONG = 256  # max_tokens of one request in eight
 PERTURB_EVIDENCE = 0.02
 PERTURB_ANSWER = (0.02, 0.05, 0.10)
 SAFETY = 3.0  # thresholds = worst honest margin x this
 SHUFFLES = 20  # random orders of a pair's answers for the evidence runs
 
 
-def make_requests(n: int, rng: random.Random):
+def make_requests(n: int, rng: random.Random, tokenizer=None, max_context: int = 1 << 20):
+    from subnet.engine.prompt import encode_prompt
     from subnet.validator import tasks
 
     reqs = []
@@ -59,6 +61,9 @@ def make_requests(n: int, rng: random.Random):
         r = tasks.make_task(rng.choice(tasks.DOMAINS), rng).request
         if i % 4 == 3:  # exercise stop sequences (the engine cuts text before them)
             r = replace(r, stop=tuple(rng.sample(STOPS, rng.randint(1, 2))))
+        if i % 8 == 5 and tokenizer is not None:  # long answers: more chances for near-ties
+            room = max_context - len(encode_prompt(tokenizer, r))
+            r = replace(r, max_tokens=max(r.max_tokens, min(LONG, room)))
         reqs.append(r)
     return reqs
 
@@ -284,7 +289,13 @@ def run_size(size: str, args, rng: random.Random) -> dict:
 
     paths = build_tiny_experts(Path(tempfile.gettempdir()) / f"dmoe-tiny-experts-{size}", size=size)
     per = args.n // len(paths)
-    reqs = {dom: make_requests(per, rng) for dom in paths}
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(next(iter(paths.values())))  # one tokenizer for all
+    max_context = json.loads((next(iter(paths.values())) / "expert.json").read_text())[
+        "max_context"
+    ]
+    reqs = {dom: make_requests(per, rng, tok, max_context) for dom in paths}
     timing = Counter()
     honest: dict[str, list] = {}  # miner dtype -> Items
     pert_answers: dict[tuple[str, float], list] = {}
