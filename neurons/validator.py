@@ -83,7 +83,12 @@ async def _validate(config: ValidatorConfig, wallet, client, registry_file) -> i
         log.info("reference experts: tiny experts in %s (built if absent)", experts_dir)
         await asyncio.to_thread(build_tiny_experts, experts_dir)
     try:
-        registry = await asyncio.to_thread(ExpertRegistry.load_dir, experts_dir)
+        registry = await asyncio.to_thread(
+            ExpertRegistry.load_dir,
+            experts_dir,
+            device=config.verify.device,
+            dtype=config.verify.dtype,
+        )
     except ExpertLoadError as err:
         print(f"dmoe validator: {err}", file=sys.stderr)
         return 2

@@ -15,6 +15,10 @@ from protocol.validate import (
     get_str,
 )
 
+# Precisions a card may declare; validators tolerate an honest miner's rounding per pair of
+# (miner, validator) precision. Quantised serving is another registry entry, not a precision.
+DTYPES = ("float32", "bfloat16", "float16")
+
 
 @dataclass(frozen=True)
 class ExpertCard:
@@ -28,6 +32,7 @@ class ExpertCard:
     capacity: int  # concurrent sequences the engine batches
     engine: str  # e.g. "hf-continuous/0.1" or "vllm/0.6"
     max_new_tokens: int = MAX_NEW_TOKENS
+    dtype: str = "float32"  # the precision the weights are served in (one of DTYPES)
     version: int = PROTOCOL_VERSION
 
     @classmethod
@@ -37,6 +42,9 @@ class ExpertCard:
         for i, x in enumerate(domains):
             if not isinstance(x, str) or not 0 < len(x) <= 32:
                 raise ProtocolError(f"'domains[{i}]' must be a short string", field="domains")
+        dtype = get_str(d, "dtype", max_len=16, default="float32")  # absent on older cards
+        if dtype not in DTYPES:
+            raise ProtocolError(f"'dtype' must be one of {', '.join(DTYPES)}", field="dtype")
         return cls(
             model_id=get_str(d, "model_id", max_len=256, min_len=1),
             revision=get_str(d, "revision", max_len=64, min_len=1),
@@ -48,6 +56,7 @@ class ExpertCard:
             max_new_tokens=get_int(
                 d, "max_new_tokens", lo=1, hi=MAX_NEW_TOKENS, default=MAX_NEW_TOKENS
             ),
+            dtype=dtype,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -145,6 +145,7 @@ def load_expert(
         capacity=1,
         engine="hf",
         max_new_tokens=min(MAX_NEW_TOKENS, max_context),
+        dtype=str(tdtype).removeprefix("torch."),
     )
     log.info("loaded %s@%s on %s (%s)", card.model_id, card.revision, dev, tdtype)
     return LoadedExpert(

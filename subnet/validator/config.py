@@ -60,6 +60,24 @@ class GatewayConfig:
     request_timeout_s: float = 60.0
 
 
+VERIFY_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    # Where and in what precision the reference experts run. "auto": CUDA and bfloat16 when a
+    # GPU is present, else CPU and float32. Tolerances follow the pair (miner's card dtype, this).
+    device: str = "auto"  # --verify.device auto|cpu|cuda|cuda:N
+    dtype: str = "auto"  # --verify.dtype auto|float32|bfloat16|float16
+
+
+def _check_verify_device(device: str) -> str:
+    kind, _, index = device.partition(":")
+    if device in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()):
+        return device
+    raise ConfigError(f"--verify.device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
 @dataclass(frozen=True)
 class ValidatorConfig:
     common: CommonConfig
@@ -76,6 +94,7 @@ class ValidatorConfig:
     # Start even if miners will refuse this validator (unregistered, no stake or no permit):
     # it then warns once per tempo. Without it the validator refuses to start, naming the fix.
     allow_no_permit: bool = False
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
 
 def add_validator_args(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +175,19 @@ def add_validator_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start even without registration, stake or validator permit (warns every tempo)",
     )
+    g.add_argument(
+        "--verify.device",
+        dest="verify_device",
+        default=None,
+        help="device of the reference experts: auto (GPU when present), cpu, cuda, cuda:N",
+    )
+    g.add_argument(
+        "--verify.dtype",
+        dest="verify_dtype",
+        default=None,
+        choices=VERIFY_DTYPES,
+        help="precision of the reference experts (auto: bfloat16 on a GPU, else float32)",
+    )
 
 
 def validator_config_from_args(
@@ -226,6 +258,10 @@ def validator_config_from_args(
         else Path(DEFAULT_STATE_DIR).expanduser()
         / f"{common.wallet.name}-{common.wallet.hotkey}-{common.netuid}.json"
     )
+    verify = VerifyConfig(
+        device=_check_verify_device(getattr(args, "verify_device", None) or "auto"),
+        dtype=getattr(args, "verify_dtype", None) or "auto",
+    )
     return ValidatorConfig(
         common=common,
         experts_dir=experts,
@@ -237,4 +273,5 @@ def validator_config_from_args(
         weights=WeightsConfig(dry_run=bool(args.dry_run)),
         gateway=gw,
         allow_no_permit=bool(getattr(args, "allow_no_permit", False)),
+        verify=verify,
     )

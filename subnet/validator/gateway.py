@@ -11,7 +11,7 @@ sent if no token arrives within the hedge delay (the loser is cancelled), and a 
 mid-answer is replaced by the next one, which continues from the text already sent.
 
 Users receive only text derived from the streamed token ids with the reference tokenizer
-(`derive.TextStream`), never a miner's own text, and nothing past the end an honest engine would
+(`text.TextStream`), never a miner's own text, and nothing past the end an honest engine would
 stop at; logprobs, when asked, are those of exactly these tokens (`oai_logprobs`). A share of
 organic answers (`verify_share`) is verified like synthetic tasks; the final answer must be
 exactly the tokens that were streamed. Every outcome goes to the ledger: a failed verification
@@ -40,11 +40,11 @@ from subnet.validator import openai_format as oai
 from subnet.validator import router, scoring
 from subnet.validator.apikeys import ApiKeys
 from subnet.validator.config import GatewayConfig
-from subnet.validator.derive import TextStream
 from subnet.validator.oai_errors import from_http_exception, oai_error
 from subnet.validator.oai_logprobs import Logprobs, feed
 from subnet.validator.query import Assembly
 from subnet.validator.tasks import DOMAINS
+from subnet.validator.text import TextStream
 from subnet.validator.verifier import Item
 
 if TYPE_CHECKING:
@@ -421,7 +421,9 @@ class Gateway:
         if not verdict.ok:  # the loop's log format: localnet summaries count these
             log.warning("uid %d organic scored 0: %s %s", uid, verdict.reason, verdict.detail)
         # Counted whatever domain it was routed under; a failure is a strike and a ban.
-        self.ledger.record(uid, [scoring.Sample(verdict.reason)])
+        greedy = item.request.temperature == 0
+        sample = scoring.Sample(verdict.reason, stats=verdict.stats, greedy=greedy)
+        self.ledger.record(uid, [sample])
 
 
 class Refused(Exception):

@@ -12,26 +12,26 @@ import torch
 from protocol import GenerateRequest, GenerateResponse, Timings, TokenLogprob, Usage
 from subnet.engine.loading import LoadedExpert
 from subnet.engine.prompt import encode_prompt
+from subnet.validator.text import expected_text, readable_text
 
 
 @torch.inference_mode()
 def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateResponse:
     tok = expert.tokenizer
+    eos = sorted(expert.eos_ids or {tok.eos_token_id})
     prompt = encode_prompt(tok, req)
-    device = expert.device
-    eos = expert.eos_ids or frozenset({tok.eos_token_id})
     t0 = time.perf_counter()
     kwargs = dict(max_new_tokens=req.max_tokens, do_sample=req.temperature > 0)
     if req.temperature > 0:
         torch.manual_seed(req.seed or 0)
         kwargs.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
     out = expert.model.generate(
-        torch.tensor([prompt], device=device),
-        attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=device),
+        torch.tensor([prompt], device=expert.device),
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=expert.device),
         output_logits=True,
         return_dict_in_generate=True,
-        eos_token_id=sorted(eos),
-        pad_token_id=tok.pad_token_id,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos[0],
         **kwargs,
     )
     ids = out.sequences[0, len(prompt) :].tolist()
@@ -40,25 +40,21 @@ def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateRespo
     lps = torch.log_softmax(steps, -1).gather(1, chosen[:, None])[:, 0].tolist()
     ids = ids[: len(lps)]
     finish = "eos" if ids and ids[-1] in eos else "length"
+    # generate knows no stop strings: cut where the engine would have stopped.
+    for k in range(1, len(ids) + 1) if req.stop else ():
+        if any(s in readable_text(tok, ids[:k]) for s in req.stop):
+            ids, finish = ids[:k], "stop"
+            break
     if finish == "length" and len(ids) < req.max_tokens:
         finish = "stop"
-    text = tok.decode(ids)
-    # `generate` knows no stop strings: end at the token that completes one, as an engine does
-    # (the text ends before the stop string).
-    for n in range(1, len(ids) + 1) if req.stop else ():
-        upto = tok.decode(ids[:n], skip_special_tokens=True)
-        at = [upto.find(s) for s in req.stop if s in upto]
-        if at:
-            ids, lps, finish, text = ids[:n], lps[:n], "stop", upto[: min(at)]
-            break
     ms = (time.perf_counter() - t0) * 1000
     return GenerateResponse(
         request_id=req.request_id,
         model=expert.card.model_id,
         token_ids=tuple(ids),
-        text=text,
+        text=expected_text(tok, req, ids, finish),
         finish_reason=finish,
         usage=Usage(len(prompt), len(ids)),
-        logprobs=tuple(TokenLogprob(t, min(0.0, lp)) for t, lp in zip(ids, lps, strict=True)),
+        logprobs=tuple(TokenLogprob(t, min(0.0, lp)) for t, lp in zip(ids, lps, strict=False)),
         timings=Timings(ttft_ms=0.0, total_ms=ms),
     )

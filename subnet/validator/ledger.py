@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from subnet.validator import domains as domain_rules
+from subnet.validator import evidence as drift
 from subnet.validator import router, scoring
 from subnet.validator.query import MinerInfo
 from subnet.validator.state import ValidatorState
@@ -32,6 +33,10 @@ from subnet.validator.state import ValidatorState
 log = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_S = 12.0
+# Drift evidence ages this many times slower than the tallies: it takes a few hundred verified
+# tokens to tell 2%-perturbed weights from honest precision noise, more than one half-life of
+# probes holds. (The tests' false-positive bound holds however long evidence accumulates.)
+EVIDENCE_HALF_LIVES = 10.0
 
 
 @dataclass
@@ -61,8 +66,10 @@ class Ledger:
         state: ValidatorState,
         scoring_cfg: scoring.ScoringConfig,
         router_cfg: router.RouterConfig,
+        evidence_th: drift.EvidenceThresholds | None = None,
     ) -> None:
         self.state = state
+        self.evidence_th = evidence_th or drift.EvidenceThresholds()
         self.cfg = scoring_cfg
         self.router_cfg = router_cfg
         self.bans = router.Bans(router_cfg)
@@ -203,7 +210,29 @@ class Ledger:
         self.state.put(uid, m.hotkey, tally)
         if any(s.reason in scoring.CHEATS for s in samples):
             self.bans.cheat(uid, time.monotonic())
+        verified = [s for s in samples if s.reason == "ok" and s.stats]
+        if verified and (v := self._drift(uid, verified, block)) is not None:
+            log.warning("uid %d scored 0: drift %s", uid, v.detail)
+            return self.record(uid, [scoring.Sample("drift")])
         return tally
+
+    def _drift(self, uid: int, samples: list[scoring.Sample], block: float):
+        """Fold verified answers into uid's drift evidence; a failed verdict when it shows
+        weights other than the declared ones (every answer passing on its own)."""
+        raw = self.state.evidence.get(uid) or {}
+        at = raw.get("block", block)
+        ev = drift.Evidence.from_dict(raw)
+        age = max(0.0, block - at) if isinstance(at, int | float) else 0.0
+        ev = drift.decay(ev, 0.5 ** (age / (self.half_life * EVIDENCE_HALF_LIVES)))
+        for s in samples:
+            ev = drift.add(ev, s.stats or {}, greedy=s.greedy)
+        self.state.evidence[uid] = {**ev.to_dict(), "block": block}
+        return drift.judge(ev, self.evidence_th)
+
+    def drift_scores(self, uid: int) -> dict[str, float]:
+        """Each drift test's statistic over its threshold (> 1 fails), for the status page."""
+        ev = drift.Evidence.from_dict(self.state.evidence.get(uid) or {})
+        return drift.scores(ev, self.evidence_th)
 
     def refusal(self, uid: int, retry_after_s: float | None, *, within_share: bool) -> None:
         """A `429`: counts as a failed sample when we were within our fair share; either way

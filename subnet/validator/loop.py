@@ -90,7 +90,7 @@ class Validator:
         self.state: ValidatorState = store.load()  # before anything can write
         # What users send (the gateway records it); tasks are made of it.
         self.traffic = TrafficProfile.from_dict(store.load_side("traffic") or {})
-        self.ledger = Ledger(self.state, cfg.scoring, cfg.router)
+        self.ledger = Ledger(self.state, cfg.scoring, cfg.router, verifier.table.evidence)
         self.ledger.set_experts(verifier.registry.fit, owner_domains)
         self.ledger.step_s = max(cfg.loop.step_s, 1e-3)
         self.client = client
@@ -273,8 +273,11 @@ class Validator:
         if reason != "ok":
             log.info("uid %d %s scored 0: %s %s", uid, task.domain, reason, detail)
         self.metrics.verdicts.labels(reason=reason).inc()
-        tokens = sum(t <= deadline for t in r.token_times) if reason == "ok" else 0
-        return scoring.Sample(reason, tokens)
+        if reason != "ok":
+            return scoring.Sample(reason)
+        tokens = sum(t <= deadline for t in r.token_times)
+        greedy = task.request.temperature == 0
+        return scoring.Sample(reason, tokens, stats=verdict.stats, greedy=greedy)
 
     async def _probe(self, uid: int, streams: int) -> Probe:
         """Keep `streams` requests to uid in flight for the probe window: each stream sends a

@@ -1,7 +1,7 @@
 """Per-token logprobs for users, aligned with the text derived from the same token ids.
 
 The gateway vouches only for what it derived itself: the tokens whose text reached the user
-(`derive.TextStream`), each with the log-probability the miner claimed for it (verified on a
+(`text.TextStream`), each with the log-probability the miner claimed for it (verified on a
 share of answers like any claim) and, when asked, the miner's top alternatives. Tokens are fed to
 the text stream one at a time so that each keeps its span in the text: a token's string is the
 text it added (a token holding half a UTF-8 character has "" and the one completing it the whole
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol import ProtocolError, TokenLogprob
-from subnet.validator.derive import TextStream
+from subnet.validator.text import TextStream
 
 # Token strings cached per tokenizer, at most (then the cache starts over): a decode costs
 # 5-15 µs, and the same alternatives come back in answer after answer.

@@ -30,28 +30,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from subnet.validator.verify import CHEATING
 
 # Verdicts that prove a miner did not serve what it declared (or lied about it): a strike.
 # Timeouts, transport errors, refusals and `buffered` (a timing judgement that a starved honest
 # machine can trip) are failures of service, not proofs of cheating.
-CHEATS = frozenset(
-    {
-        "bad_shape",
-        "missing_logprobs",
-        "ignored_max_tokens",
-        "ignored_stop",
-        "copycat",
-        "implausible_tokens",
-        "logprob_mismatch",
-        "skipped_eos",
-        "text_mismatch",
-        "premature_end",
-        "stream_mismatch",
-        "drift",
-    }
-)
+# Verdicts that prove the miner did not serve the declared model honestly (the verifier's
+# `CHEATING`, `drift` from the per-miner evidence among them), plus a stream that disagreed with
+# its own final answer (`query.Assembly`): each sets a strike.
+CHEATS = CHEATING | {"stream_mismatch"}
 
 
 @dataclass(frozen=True)
@@ -140,6 +130,10 @@ class Sample:
 
     reason: str  # "ok", a verification reason, "timeout", "error" or "refused"
     tokens: int = 0  # useful tokens delivered (verified answers only count)
+    # The verdict's per-answer sums (`verify.STAT_KEYS`) for the per-miner drift evidence, and
+    # whether the answer was greedy; None where nothing was verified against the reference.
+    stats: Mapping[str, float] | None = field(default=None, compare=False)
+    greedy: bool = False
 
 
 def add(

@@ -62,8 +62,9 @@ EXPECTED = {
     "hang": {"timeout", "error"},
     "lie_text": {"text_mismatch"},
     "stop_early": {"premature_end", "text_mismatch"},
-    # The appended EOS is not the greedy argmax / is implausible for the sampler.
-    "short": {"premature_end", "implausible_tokens", "text_mismatch"},
+    # The appended EOS is not the greedy argmax / is implausible for the sampler / its claimed
+    # logprob is made up.
+    "short": {"premature_end", "implausible_tokens", "text_mismatch", "logprob_mismatch"},
     # Honest for its first request, then 429 within our share (each one a failed sample).
     "refuse_after": {"refused"},
     # Greedy requests refused; sampled ones answered by weights moved 7% of their std.

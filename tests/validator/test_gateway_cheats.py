@@ -121,7 +121,8 @@ async def test_a_cheap_model_for_users_is_caught_by_organic_verification(
         assert done.choices[0].text is not None
         await _settle(gw)
         assert v.ledger.banned(1) and v.ledger.value(1) == 0.0
-        assert v.state.tally(1).last_reason == "implausible_tokens"
+        # random tokens with made-up logprobs: whichever check speaks first
+        assert v.state.tally(1).last_reason in {"implausible_tokens", "logprob_mismatch"}
         v.ledger.transport_success(1)  # a later completed answer does not lift a cheat ban
         assert v.ledger.banned(1)
     finally:

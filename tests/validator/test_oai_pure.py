@@ -13,8 +13,8 @@ from subnet.config import ConfigError
 from subnet.validator import openai_format as oai
 from subnet.validator.apikeys import ApiKeys, KeyFileError, default_label, parse_keys
 from subnet.validator.config import add_validator_args, validator_config_from_args
-from subnet.validator.derive import TextStream
 from subnet.validator.oai_logprobs import Logprobs, TokenInfo
+from subnet.validator.text import TextStream
 
 CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 TEXT = {"model": "auto", "prompt": "1 +"}

@@ -87,10 +87,10 @@ def perturbed_copy(expert: Any, rel_std: float, seed: int = 0) -> Any:
     its own standard deviation: a model close to, but not, the declared one."""
     import copy
 
-    from subnet.engine.perturb import perturb_
+    from subnet.engine.perturb import perturb
 
     model = copy.deepcopy(expert.model)
-    perturb_(model, rel_std, seed=seed)
+    perturb(model, rel_std, seed=seed)
     return replace(expert, model=model)
 
 
