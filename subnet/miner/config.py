@@ -12,13 +12,13 @@ from pathlib import Path
 
 from protocol import MAX_BODY_BYTES, MAX_NEW_TOKENS
 from subnet.config import CommonConfig, ConfigError, add_common_args, common_from_args
-from subnet.engine.experts import DEFAULT_EXPERTS_DIR
+from subnet.engine.experts import DEFAULT_EXPERTS_DIR, DOMAINS
 from subnet.miner.admission import AdmissionPolicy
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    expert: str  # local directory, a tiny expert name (code, math), or a Hugging Face id
+    expert: str  # local directory, a tiny expert name (code, math, general, data), or an HF id
     revision: str | None = None  # pinned hub revision (commit sha) for hub ids
     domains: tuple[str, ...] = ()  # declared domains; empty = what the expert card says
     device: str = "auto"  # auto = cuda if available, else cpu
@@ -56,7 +56,7 @@ def add_miner_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--expert",
         default=None,
-        help="expert dir, tiny expert name (code|math) or HF id (env DMOE_EXPERT; default code)",
+        help="expert dir, tiny expert name (code|math|general|data) or HF id (env DMOE_EXPERT; default code)",
     )
     g.add_argument("--expert.revision", dest="expert_revision", default=None)
     g.add_argument("--expert.domains", dest="expert_domains", default=None, help="comma list")
@@ -97,7 +97,7 @@ def miner_config_from_args(
     expert = args.expert or env.get("DMOE_EXPERT") or "code"
     experts_dir = Path(args.experts_dir or env.get("DMOE_EXPERTS_DIR") or DEFAULT_EXPERTS_DIR)
     tiny_dir = None
-    if expert in ("code", "math"):
+    if expert in DOMAINS:
         tiny_dir = experts_dir.expanduser()
         expert = str(tiny_dir / expert)
     if not 1 <= args.max_batch <= 1024:

@@ -20,7 +20,7 @@ from pathlib import Path
 from protocol import ChatMessage, GenerateRequest
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "tasks"
-DOMAINS = ("code", "math", "general")
+DOMAINS = ("code", "math", "general", "data")
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ def make_prompt(domain: str, rng: random.Random) -> tuple[str, str]:
         return _fill(rng.choice(_templates("code_templates.txt")), rng)
     if domain == "general":
         return _fill(rng.choice(_templates("general_templates.txt")), rng)
+    if domain == "data":
+        return _fill(rng.choice(_templates("data_templates.txt")), rng)
     raise ValueError(f"unknown task domain {domain!r}; known: {', '.join(DOMAINS)}")
 
 
