@@ -76,7 +76,8 @@ def _split(text: str, rng: random.Random, lo: int = 40, hi: int = 120) -> tuple[
 
 
 def code_items(files: tuple[str, ...]) -> list[Item]:
-    """Function bodies from stdlib modules: signature and first line prompt the next lines."""
+    """Function bodies from stdlib modules: from the signature, or a fragment from the middle
+    (what users paste: no `def`, often none of the rule's code markers either)."""
     out = []
     for name in files:
         path = STDLIB / name
@@ -92,12 +93,17 @@ def code_items(files: tuple[str, ...]) -> list[Item]:
             body = [
                 lines[i - 1]
                 for i in range(node.lineno, node.end_lineno + 1)
-                if i not in skip and lines[i - 1].strip()
+                if i not in skip
+                and lines[i - 1].strip()
+                and not lines[i - 1].strip().startswith("#")
             ]
-            indent = len(body[0]) - len(body[0].lstrip())
-            body = [b[indent:] for b in body]
-            if len(body) >= 5:
-                out.append(Item("code", "\n".join(body[:2]) + "\n", "\n".join(body[2:8]) + "\n"))
+            if len(body) < 5:
+                continue
+            at = 0 if len(out) % 2 == 0 or len(body) < 9 else len(body) // 2 - 1
+            part = body[at : at + 8]
+            indent = min(len(b) - len(b.lstrip()) for b in part)
+            part = [b[indent:] for b in part]
+            out.append(Item("code", "\n".join(part[:2]) + "\n", "\n".join(part[2:]) + "\n"))
     return out
 
 
@@ -114,7 +120,7 @@ def prose_items(files: tuple[str, ...], rng: random.Random, license_half: int) -
     lic = STDLIB / "LICENSE.txt"
     if lic.is_file():
         ps = corpora.prose_paragraphs(lic.read_text(encoding="utf-8", errors="replace"))
-        paras += ps[license_half::2]
+        paras += list(dict.fromkeys(ps))[license_half::2]  # its licenses repeat paragraphs
     out = []
     for p in paras:
         if len(p) >= 120 and (cut := _split(p, rng)):
@@ -181,8 +187,11 @@ def data_items(rng: random.Random, n: int) -> list[Item]:
         cols = TABLES[table]
         rows = [{c: _val(c, rng) for c in cols} for _ in range(3)]
         lit = [", ".join(repr(r[c]) for c in cols) for r in rows]
-        kind = rng.randrange(5)
-        if kind == 0:
+        kind = rng.randrange(6)
+        if kind == 5:  # rows of a table already on the screen, no header
+            text = "\n".join(",".join(str(r[c]) for c in cols) for r in rows)
+            cut = text.index("\n") + 1
+        elif kind == 0:
             text = json.dumps(rows, indent=2)
             cut = text.index("\n", text.index(f'"{cols[1]}"'))
         elif kind == 1:
@@ -194,11 +203,25 @@ def data_items(rng: random.Random, n: int) -> list[Item]:
             text = "\n".join([",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows])
             cut = text.index("\n") + 1
         elif kind == 3:
-            text = (
-                f"Write a SQL query that counts the {table} per {cols[1]}.\n"
-                f"SELECT {cols[1]}, COUNT(*) AS n FROM {table} GROUP BY {cols[1]} ORDER BY n DESC;"
+            by, key, val = cols[1], rng.choice(cols[2:]), repr(rows[0][cols[0]])
+            ask, sql = rng.choice(
+                (
+                    (
+                        f"Write a SQL query that counts the {table} per {by}.",
+                        f"SELECT {by}, COUNT(*) AS n FROM {table} GROUP BY {by} ORDER BY n DESC;",
+                    ),
+                    (
+                        f"Which query gives the {key} of the {table} whose {cols[0]} is {val}?",
+                        f"SELECT {key} FROM {table} WHERE {cols[0]} = {val};",
+                    ),
+                    (
+                        f"I need the {rng.randint(2, 20)} {table} with the highest {key}, please.",
+                        f"SELECT * FROM {table} ORDER BY {key} DESC LIMIT 10;",
+                    ),
+                )
             )
-            cut = text.index("\n") + 1
+            text = f"{ask}\n{sql}"
+            cut = len(ask) + 1
         else:
             text = f"$ head -n 3 {table}.csv\n{','.join(cols)}\n" + "\n".join(
                 ",".join(str(r[c]) for c in cols) for r in rows[:2]
@@ -214,11 +237,16 @@ def function_questions(rng: random.Random, n: int) -> list[Item]:
     out = []
     for _ in range(n):
         what = rng.choice(sorted(ops))
-        name = rng.choice(("combine", "pair_value", "merge_two", "calc", "apply_op")) + str(
-            rng.randint(1, 99)
+        name = rng.choice(("combine", "pair_value", "merge_two", "calc", "apply_op"))
+        name += str(rng.randint(1, 99))
+        q = rng.choice(
+            (
+                f"Write a Python function {name}(a, b) that returns the {what} of a and b.",
+                f"How do I get the {what} of two numbers a and b in Python, as {name}?",
+                f"Python: {name} should give back the {what} of its two arguments.",
+            )
         )
-        q = f"Write a Python function {name}(a, b) that returns the {what} of a and b.\n"
-        out.append(Item("code", q, f"def {name}(a, b):\n    return {ops[what]}\n"))
+        out.append(Item("code", q + "\n", f"def {name}(a, b):\n    return {ops[what]}\n"))
     return out
 
 
@@ -239,9 +267,12 @@ def eval_set(per_domain: int, seed: int = 7) -> list[Item]:
     return items
 
 
-def train_stream(n: int, seed: int = 11) -> list[str | tuple[str, str]]:
+def train_stream(
+    n: int, seed: int = 11, exclude: frozenset[str] = frozenset()
+) -> list[str | tuple[str, str]]:
     """What a validator measures as it runs: half its synthetic task prompts (the whole prompt
-    is the evidence), half organic-like requests with the answer that came back."""
+    is the evidence), half organic-like requests with the answer that came back. Prompts in
+    `exclude` (the evaluation set's) are left out."""
     rng = random.Random(seed)
     seen = set(corpora.math_corpus(400_000).splitlines())
     per = max(1, n // 8)
@@ -252,7 +283,9 @@ def train_stream(n: int, seed: int = 11) -> list[str | tuple[str, str]]:
         + prose_items(TRAIN_FILES, rng, 1)[:per]
         + data_items(rng, per)
     )
-    stream: list[str | tuple[str, str]] = [(it.prompt, it.continuation) for it in organic]
+    stream: list[str | tuple[str, str]] = [
+        (it.prompt, it.continuation) for it in organic if it.prompt not in exclude
+    ]
     while len(stream) < n:
         stream.append(tasks.make_prompt(rng.choice(tasks.DOMAINS), rng)[0])
     rng.shuffle(stream)
@@ -521,7 +554,8 @@ def main() -> int:
         return 0
     experts = load_experts(args.size, args.experts_dir)
     t0 = time.monotonic()
-    res = run_bench(experts, items, train_stream(args.train))
+    stream = train_stream(args.train, exclude=frozenset(it.prompt for it in items))
+    res = run_bench(experts, items, stream)
     res["extra_routes"] = {}
     for spec in args.routes:
         name, _, file = spec.partition("=")

@@ -26,6 +26,8 @@ import base64
 import binascii
 import logging
 import math
+import re
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,7 +36,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 GATE_VERSION = 1
-_MASK = np.uint32(0xFFFFFFFF)
+_WORD = re.compile(rb"[a-z0-9_]+|[^\sa-z0-9_]")
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,28 @@ class GateConfig:
 
 
 def featurize(text: str, cfg: GateConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(feature indices, values) of a text: hashed byte n-grams, unit length. Pure."""
+    """(feature indices, values) of a text, unit length. Pure.
+
+    Two halves of equal weight: hashed byte n-grams (symbols, digits, indentation, pieces of
+    words) and hashed lower-cased words and word pairs ("sql query", "python function").
+    """
     data = text.encode("utf-8", "replace")[-cfg.max_bytes :]
+    parts = [_byte_grams(data, cfg), _words(data, cfg)]
+    keys = [k for k in parts if len(k)]
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    dim = 1 << cfg.dim_bits
+    counts = np.zeros(dim, dtype=np.float32)
+    for k in keys:
+        c = np.sqrt(np.bincount(k, minlength=dim).astype(np.float32))
+        counts += c / np.linalg.norm(c)
+    idx = np.flatnonzero(counts)
+    val = counts[idx]
+    return idx, val / np.linalg.norm(val)
+
+
+def _byte_grams(data: bytes, cfg: GateConfig) -> np.ndarray:
     b = np.frombuffer(data, dtype=np.uint8).astype(np.uint32)
-    shift = np.uint32(32 - cfg.dim_bits)
     keys = []
     h = np.zeros(0, dtype=np.uint32)
     with np.errstate(over="ignore"):
@@ -64,17 +84,25 @@ def featurize(text: str, cfg: GateConfig) -> tuple[np.ndarray, np.ndarray]:
             # FNV-style rolling hash of the n bytes starting at each position.
             h = b.copy() if n == 1 else (h[:-1] * np.uint32(0x01000193)) ^ b[n - 1 :]
             if n in cfg.ngrams:
-                mixed = ((h + np.uint32(n * 0x9E3779B9 & 0xFFFFFFFF)) & _MASK) * np.uint32(
-                    0x85EBCA6B
-                )
-                keys.append(mixed >> shift)
-    if not keys:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    counts = np.bincount(np.concatenate(keys), minlength=1 << cfg.dim_bits)
-    idx = np.flatnonzero(counts)
-    val = np.sqrt(counts[idx]).astype(np.float32)
-    val /= np.linalg.norm(val)
-    return idx, val
+                keys.append(_mix(h, n, cfg))
+    return np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint32)
+
+
+def _words(data: bytes, cfg: GateConfig) -> np.ndarray:
+    words = _WORD.findall(data.lower())
+    if not words:
+        return np.zeros(0, dtype=np.uint32)
+    h = np.array([zlib.crc32(w) for w in words], dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        pairs = (h[:-1] * np.uint32(0x01000193)) ^ h[1:]
+        return np.concatenate([_mix(h, 11, cfg), _mix(pairs, 12, cfg)])
+
+
+def _mix(h: np.ndarray, salt: int, cfg: GateConfig) -> np.ndarray:
+    """Multiplicative hashing of 32-bit keys (salted per feature family) into dim_bits."""
+    with np.errstate(over="ignore"):
+        salted = h + np.uint32(salt * 0x9E3779B9 & 0xFFFFFFFF)
+        return (salted * np.uint32(0x85EBCA6B)) >> np.uint32(32 - cfg.dim_bits)
 
 
 class _Head:
@@ -197,14 +225,13 @@ class Gate:
         decay = self.cfg.regret_decay if self.compared else 1.0
         for name, learned in (("learned", True), ("rule", False)):
             scored = self._scores(idx, val, text, experts, learned=learned)
-            pick = max(scored, key=lambda h: (scored[h], h))
+            pick = min(scored, key=lambda h: (-scored[h], h))  # as `rank` breaks ties
             self.regret[name] += decay * ((best - good[pick]) - self.regret[name])
         self.compared += 1
 
     def _remember(self, experts: Mapping[str, Sequence[str]]) -> None:
         for h, ds in experts.items():
-            if h not in self._domains:
-                self._domains[h] = tuple(str(d) for d in ds)
+            self._domains[h] = tuple(str(d) for d in ds)
         if len(self._domains) > 4 * self.cfg.max_experts:
             self._domains = {h: d for h, d in self._domains.items() if h in self.heads}
 
