@@ -50,7 +50,8 @@ from subnet.validator.gate_measure import measure_quality  # noqa: E402
 from subnet.validator.openai_format import classify  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
-# Stdlib modules absent from the code expert's corpus; the two sets never share a file.
+# Stdlib modules in no expert's corpus (`corpora.STDLIB_FILES`, `corpora.PROSE_FILES`); the
+# evaluation and the training stream never share a file.
 EVAL_FILES = ("calendar.py", "csv.py", "pprint.py", "shutil.py", "tempfile.py", "contextlib.py")
 TRAIN_FILES = ("base64.py", "gettext.py", "mimetypes.py", "optparse.py", "locale.py", "uuid.py")
 WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
@@ -109,14 +110,12 @@ def code_items(files: tuple[str, ...]) -> list[Item]:
 
 def prose_items(files: tuple[str, ...], rng: random.Random, license_half: int) -> list[Item]:
     """English prose: docstring paragraphs of stdlib modules, and one half of the license."""
-    paras = []
-    for name in files:
-        path = STDLIB / name
-        if not path.is_file():
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8", errors="replace"))):
-            if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Module):
-                paras += corpora.prose_paragraphs(ast.get_docstring(node) or "")
+    paras = [
+        p
+        for name in files
+        if (STDLIB / name).is_file()
+        for p in corpora.docstring_paragraphs(STDLIB / name)
+    ]
     lic = STDLIB / "LICENSE.txt"
     if lic.is_file():
         ps = corpora.prose_paragraphs(lic.read_text(encoding="utf-8", errors="replace"))
@@ -306,7 +305,9 @@ def greedy_correct(experts: dict, items: list[Item]) -> np.ndarray:
         for i, it in enumerate(items):
             if it.answer is None:
                 continue
-            ids = torch.tensor([[tok.eos_token_id, *tok.encode(it.prompt)]])
+            ids = torch.tensor(
+                [[tok.eos_token_id, *tok.encode(it.prompt, add_special_tokens=False)]]
+            )
             with torch.inference_mode():
                 gen = e.model.generate(
                     ids, max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id

@@ -36,6 +36,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 GATE_VERSION = 1
+# weights hash -> declared domains, or just the hashes (their domains already known to the gate)
+Experts = Mapping[str, Sequence[str]] | Sequence[str]
 _WORD = re.compile(rb"[a-z0-9_]+|[^\sa-z0-9_]")
 
 
@@ -148,12 +150,16 @@ class Gate:
         self.regret = {"learned": 0.0, "rule": 0.0}  # moving averages, nats per token
         self.compared = 0  # observations that compared the two rankings
 
-    def scores(self, text: str, experts: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    def scores(self, text: str, experts: Experts) -> dict[str, float]:
         """Predicted mean log-likelihood (nats per token) of `text` for each expert.
 
-        `experts` maps weights hash -> declared domains (the cold start's only use of them).
+        `experts` maps weights hash -> declared domains (the cold start's only use of them), or
+        is a plain sequence of hashes whose domains an earlier call or `observe` gave.
         """
-        self._remember(experts)
+        if isinstance(experts, Mapping):
+            self._remember(experts)
+        else:
+            experts = {h: self._domains.get(h, ()) for h in experts}
         idx, val = featurize(text, self.cfg)
         return self._scores(idx, val, text, experts, learned=self.trusted())
 
@@ -183,7 +189,7 @@ class Gate:
             out[h] = w * p + (1.0 - w) * prior
         return out
 
-    def rank(self, text: str, experts: Mapping[str, Sequence[str]]) -> list[tuple[str, float]]:
+    def rank(self, text: str, experts: Experts) -> list[tuple[str, float]]:
         """(weights hash, predicted quality), best first; ties in hash order (deterministic)."""
         scored = self.scores(text, experts)
         return sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))

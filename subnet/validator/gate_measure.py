@@ -6,6 +6,10 @@ and returns, per text, weights hash -> mean log-probability (nats per token). A 
 a string (every token after the first is scored) or a (prompt, continuation) pair (only the
 continuation's tokens are scored, given the prompt: how well the expert would have answered).
 It blocks on the models: the validator calls it through `asyncio.to_thread`.
+
+Evidence for the gate should not favour whoever produced it: an expert's likelihood of its own
+answer is inflated (it chose those tokens), so when a pair's continuation is a miner's answer,
+drop the producing expert's entry before `Gate.observe` (the others' readings are fair).
 """
 
 from __future__ import annotations

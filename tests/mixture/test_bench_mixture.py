@@ -24,6 +24,9 @@ def bench():
 def test_eval_set_is_held_out_and_mixed(bench):
     from subnet.engine import corpora
 
+    used = set(corpora.STDLIB_FILES) | set(corpora.PROSE_FILES)
+    assert not used & set(bench.EVAL_FILES) and not used & set(bench.TRAIN_FILES)
+    assert not set(bench.EVAL_FILES) & set(bench.TRAIN_FILES)
     items = bench.eval_set(12)
     assert {it.domain for it in items} == {"code", "math", "general", "data"}
     assert all(it.prompt and it.continuation for it in items)

@@ -171,3 +171,10 @@ def test_damaged_entries_are_dropped_and_the_rest_kept():
     assert set(gate.heads) == {"h-general"}
     assert gate.steps == 0 and not gate.trusted()
     assert gate.rank("def f(x):\n    return x\n", EXPERTS)[0][0] == "h-code"  # rule again
+
+
+def test_experts_may_be_named_by_hash_alone_once_their_domains_are_known():
+    gate = Gate()
+    assert gate.rank("SELECT a FROM b;", list(EXPERTS))[0][1] == 0.0  # domains unknown: all tie
+    gate.observe("x", {"h-code": -3.0}, EXPERTS)
+    assert gate.rank("SELECT a FROM b;", list(EXPERTS))[0][0] == "h-data"
