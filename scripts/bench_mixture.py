@@ -365,7 +365,7 @@ def run_bench(
     items: list[Item],
     stream: list[str | tuple[str, str]],
     *,
-    checkpoints: tuple[int, ...] = (0, 25, 50, 100, 200, 400, 800),
+    checkpoints: tuple[int, ...] = (0, 25, 50, 100, 200, 400, 800, 1200),
     gate_cfg: GateConfig = GateConfig(),
 ) -> dict:
     """The whole offline benchmark over loaded experts (weights hash -> LoadedExpert)."""
@@ -535,7 +535,7 @@ def main() -> int:
     p.add_argument("--size", default="default", choices=["default", "test"])
     p.add_argument("--experts-dir", type=Path, default=None, help="build/reuse experts here")
     p.add_argument("--eval", type=int, default=60, help="evaluation items per domain")
-    p.add_argument("--train", type=int, default=800, help="training observations")
+    p.add_argument("--train", type=int, default=1600, help="training observations")
     p.add_argument("--export-eval", type=Path, help="write the evaluation items (JSON) and exit")
     p.add_argument(
         "--routes",

