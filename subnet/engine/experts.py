@@ -1,7 +1,9 @@
 """Offline tiny experts: small Llama-style causal LMs trained on CPU in about a minute.
 
 `build_tiny_experts(out_dir)` trains one byte-level BPE tokenizer on all corpora, then one model
-per domain (`code` on Python stdlib source, `math` on generated arithmetic), and saves each with
+per domain (`code` on Python stdlib source, `math` on generated arithmetic, `general` on the
+prose of the interpreter's documentation topics, `data` on generated JSON/SQL/CSV/shell; see
+`corpora`), and saves each with
 `save_pretrained` (safetensors) + the tokenizer + `expert.json` (the card's static part), so they
 load through exactly the same path as a Hugging Face model (`subnet.engine.loading.load_expert`).
 
@@ -31,7 +33,7 @@ DEFAULT_EXPERTS_DIR = Path("~/.dmoe/experts").expanduser()  # where `dmoe expert
 TOKENIZER_DIR = "tokenizer"
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
-DOMAINS = ("code", "math")
+DOMAINS = ("code", "math", "general", "data")
 
 # progress(domain, step, total_steps, loss) — the CLI draws a rich bar from it.
 Progress = Callable[[str, int, int, float], None]

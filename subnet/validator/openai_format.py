@@ -2,8 +2,10 @@
 
 Domain of a request: the `model` field when it names a domain (`code`, `math`, `general`) or an
 expert's model id (e.g. `dmoe/tiny-code`); otherwise (`auto`, `dmoe`, anything else) a cheap
-keyword classifier over the prompt: code markers (`def `, `import `, `return`, braces, ```),
-then arithmetic (`12 + 7`, "solve", "compute"), else `general`.
+keyword classifier over the prompt: structured data first (a JSON object or list, SQL
+statements, a `$ ` shell line, the words JSON/SQL/CSV), then code markers (`def `, `import `,
+`return`, braces, ```), then arithmetic (`12 + 7`, "solve", "compute"), else `general`. The
+classifier is only the cold start of the learned gate (`subnet.validator.gate`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ from subnet.validator.oai_logprobs import TokenInfo
 from subnet.validator.tasks import DOMAINS
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
+# SQL keywords only in capitals ("select one from the menu" is English); a CSV header is a line
+# of three or more bare comma-separated words.
+_DATA = re.compile(
+    r'^\s*(\[\s*)?\{\s*"|^\$ |\b(SELECT\s+[\w*,. ()]+\s+FROM|INSERT\s+INTO|CREATE\s+TABLE'
+    r"|UPDATE\s+\w+\s+SET|DELETE\s+FROM|GROUP\s+BY)\b|(?<!import )\b(?i:json|sql|csv|jq)\b"
+    r"|^\w+(,\w+){2,}$",
+    re.M,
+)
 _CODE = re.compile(r"```|\bdef |\bimport |\bclass |\breturn\b|[{};]|\bfunction\b|=>|\bprint\(")
 _MATH = re.compile(r"\d+\s*[-+*/^=]\s*\d+|\b(solve|compute|calculate|sum of|equation)\b", re.I)
 
 
 def classify(text: str) -> str:
+    if _DATA.search(text):
+        return "data"
     if _CODE.search(text):
         return "code"
     if _MATH.search(text):

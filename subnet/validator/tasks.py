@@ -33,7 +33,7 @@ from subnet.validator.traffic import Entry, TrafficProfile, build_request, token
 from subnet.validator.weave import weave
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "tasks"
-DOMAINS = ("code", "math", "general")
+DOMAINS = ("code", "math", "general", "data")
 DEFAULT_SYSTEM = "You are a helpful assistant."  # the system prompt of OpenAI's own examples
 # Seeds people pick; a larger recorded seed is replaced by a fresh one of as many digits, so a
 # task does not repeat a user's (random-looking) seed next to a near copy of the user's prompt.
