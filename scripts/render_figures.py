@@ -208,7 +208,8 @@ def miner(d: Doc) -> Figures:
                     ("--device", a.get("device"), "cpu"), ("--vllm", a.get("vllm"), False),
                     ("--burst", a.get("steady") is False, False)])  # fmt: skip
     if not a.get("quick"):
-        flags += _flags([("--levels", a.get("levels"), "1,8,32,64")])
+        flags += _flags([("--levels", a.get("levels"), "1,8,32,64"),
+                         ("--max-tokens", a.get("max_tokens"), 64), ("--rounds", a.get("rounds"), 3)])  # fmt: skip
     device = f"device {a.get('device', '?')}, dtype {a.get('dtype', 'auto')}"
     machine = _machine(None, d.get("loadavg.0", None), device)
     what = (f"continuous batching vs static batch vs naive, {a.get('max_tokens', '?')} new "
