@@ -161,8 +161,8 @@ class RecentOutputs:
         self, request: bytes | Sequence[int], output_ids, seed: int | None = None
     ) -> str | None:
         """Whether the same output was seen for a different request (recording this one):
-        None (not seen elsewhere), "independent" (the two drew independent randomness: another
-        seed, or no seed on either) or "same_seed". `request` is a `request_key` (or, as
+        None (not seen elsewhere), "independent" (the two requests named different seeds) or
+        "dependent" (one seed, or a request without one). `request` is a `request_key` (or, as
         before, the prompt's token ids)."""
         req_key = request if isinstance(request, bytes) else self._key(request)
         out_key = self._key(output_ids)
@@ -175,8 +175,10 @@ class RecentOutputs:
         prior_key, prior_seed = prior
         if prior_key == req_key:
             return None
-        same = seed is not None and seed == prior_seed
-        return "same_seed" if same else "independent"
+        # Independent only between two explicit, different seeds: without one an engine may
+        # draw from a fixed default (Hugging Face `generate` after a fixed manual_seed does).
+        both = seed is not None and prior_seed is not None
+        return "independent" if both and seed != prior_seed else "dependent"
 
 
 def simulated_dtype(miner: str, validator: str) -> str | None:
