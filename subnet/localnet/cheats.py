@@ -1,7 +1,8 @@
 """Verdicts on a localnet run with cheating miners (`dmoe localnet --adversaries ...`).
 
-Pure functions over what the run left behind: the last epoch's incentives (honest miners must
-take at least `HONEST_SHARE` of what miners earn) and the validators' logs, where every zero
+Pure functions over what the run left behind: each uid's incentive averaged over the epochs
+after the first (`settled`; honest miners must take at least `HONEST_SHARE` of what miners
+earn) and the validators' logs, where every zero
 score is a line `uid N <domain> scored 0: <reason> <detail>` (`subnet.validator.loop`). Each
 cheater gets a summary line with the reasons the validators gave; one no validator ever scored
 zero is reported as not caught.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from subnet.localnet.history import EpochRow
@@ -65,6 +67,19 @@ def honest_share(row: EpochRow) -> tuple[float, float]:
         elif u.role == "cheater":
             cheat += u.incentive
     return honest, cheat
+
+
+def settled(history: list[EpochRow]) -> EpochRow:
+    """The run's epochs after the first (validators start with no evidence), each uid's
+    incentive averaged: one epoch of a short run on shared cores is noisy."""
+    rows = history[1:] if len(history) > 1 else history
+    by_uid: dict[int, list[float]] = {}
+    for row in rows:
+        for u in row.uids:
+            by_uid.setdefault(u.uid, []).append(u.incentive)
+    last = rows[-1]
+    uids = tuple(replace(u, incentive=sum(by_uid[u.uid]) / len(by_uid[u.uid])) for u in last.uids)
+    return replace(last, uids=uids)
 
 
 def _expert(label: str) -> str:

@@ -253,10 +253,12 @@ class Localnet:
         summary = hist.summarize(self.history)
         summary.epochs = self.epochs_this_run
         if self.history and self.config.adversaries:
-            from subnet.localnet.cheats import cheat_checks, reasons_from_logs
+            from subnet.localnet.cheats import cheat_checks, reasons_from_logs, settled
 
             logs = [lay.log_dir / f"{n.name}.log" for n in lay.neurons if n.role == "validator"]
-            summary.checks += cheat_checks(self.history[-1], reasons_from_logs(logs))
+            # Mean incentive over the epochs after the first (this run's, when it resumed).
+            ran = self.history[-max(1, self.epochs_this_run) :]
+            summary.checks += cheat_checks(settled(ran), reasons_from_logs(logs))
         if self.history:
             hist.plot(self.history, lay.data_dir / "incentive.png")
         return summary

@@ -85,3 +85,16 @@ def test_layout_adds_one_labelled_miner_per_cheat(tmp_path):
     # Resuming with other cheats is refused with the fix named.
     with pytest.raises(ValueError, match="--fresh"):
         LocalnetLayout.load_or_new(_parse("--data-dir", str(tmp_path), "--miners", "2"), lambda: 0)
+
+
+def test_settled_averages_the_epochs_after_the_first():
+    from subnet.localnet.cheats import settled
+
+    rows = [
+        _row({"miner-1 (code)": ("miner", 0.0), "cheat-random (math)": ("cheater", 1.0)}),
+        _row({"miner-1 (code)": ("miner", 0.8), "cheat-random (math)": ("cheater", 0.2)}),
+        _row({"miner-1 (code)": ("miner", 1.0), "cheat-random (math)": ("cheater", 0.0)}),
+    ]
+    got = {u.label: round(u.incentive, 6) for u in settled(rows).uids}
+    assert got == {"miner-1 (code)": 0.9, "cheat-random (math)": 0.1}
+    assert settled(rows[:1]).uids == rows[0].uids
