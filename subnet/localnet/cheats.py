@@ -1,8 +1,8 @@
 """Verdicts on a localnet run with cheating miners (`dmoe localnet --adversaries ...`).
 
-Pure functions over what the run left behind: each uid's incentive averaged over the epochs
-after the first (`settled`; honest miners must take at least `HONEST_SHARE` of what miners
-earn) and the validators' logs, where every zero
+Pure functions over what the run left behind: the last epoch's incentives (honest miners must
+take at least `HONEST_SHARE` of what miners earn; honest work under a lie is compared on the
+epochs after the first, averaged: `settled`) and the validators' logs, where every zero
 score is a line `uid N <domain> scored 0: <reason> <detail>` (`subnet.validator.loop`). Each
 cheater gets a summary line with the reasons the validators gave; one no validator ever scored
 zero is reported as not caught.
@@ -86,8 +86,16 @@ def _expert(label: str) -> str:
     return label.rsplit("(", 1)[-1].rstrip(")") if "(" in label else "-"
 
 
-def cheat_checks(last: EpochRow, reasons: dict[int, Counter[str]]) -> list[tuple[str, bool, str]]:
-    """The summary's checks for a run with cheaters (none when it had none)."""
+def cheat_checks(
+    last: EpochRow, reasons: dict[int, Counter[str]], mean: EpochRow | None = None
+) -> list[tuple[str, bool, str]]:
+    """The summary's checks for a run with cheaters (none when it had none).
+
+    Cheats are judged on the last epoch (what a caught cheat earns once the evidence of its
+    early honest answers has aged). Honest work under a lie (overclaim, sybil) is compared with
+    honest miners on `mean` (`settled`: the epochs after the first, averaged), since the ratio of
+    two miners' pay in one epoch of a short run on shared cores is noisy."""
+    mean = mean or last
     cheaters = [u for u in last.uids if u.role == "cheater"]
     if not cheaters:
         return []
@@ -111,10 +119,11 @@ def cheat_checks(last: EpochRow, reasons: dict[int, Counter[str]]) -> list[tuple
     for u in cheaters:
         name = _label_cheat(u.label)
         if name in HONEST_WORK:
-            same = [m.incentive for m in miners if _expert(m.label) == _expert(u.label)]
+            avg = {m.uid: m.incentive for m in mean.uids}
+            same = [avg.get(m.uid, 0.0) for m in miners if _expert(m.label) == _expert(u.label)]
             best = max(same, default=mean_honest)
-            mine = u.incentive + sum(
-                m.incentive for m in last.uids if m.label.startswith(f"{name}-base")
+            mine = avg.get(u.uid, 0.0) + sum(
+                avg.get(m.uid, 0.0) for m in last.uids if m.label.startswith(f"{name}-base")
             )
             what = "with its base miner " if name == "sybil" else ""
             checks.append(

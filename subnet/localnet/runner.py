@@ -256,9 +256,9 @@ class Localnet:
             from subnet.localnet.cheats import cheat_checks, reasons_from_logs, settled
 
             logs = [lay.log_dir / f"{n.name}.log" for n in lay.neurons if n.role == "validator"]
-            # Mean incentive over the epochs after the first (this run's, when it resumed).
+            # This run's epochs (when it resumed), the first left out of the mean.
             ran = self.history[-max(1, self.epochs_this_run) :]
-            summary.checks += cheat_checks(settled(ran), reasons_from_logs(logs))
+            summary.checks += cheat_checks(ran[-1], reasons_from_logs(logs), settled(ran))
         if self.history:
             hist.plot(self.history, lay.data_dir / "incentive.png")
         return summary
