@@ -65,7 +65,7 @@ class GenerateRequest:
     max_tokens: int = 64
     temperature: float = 0.0  # 0 means greedy
     top_p: float = 1.0
-    seed: int | None = None
+    seed: int | None = None  # None: fresh randomness (a fixed default would repeat answers)
     stop: tuple[str, ...] = ()
     logprobs: bool = True
     top_logprobs: int = 0

@@ -5,6 +5,7 @@ engine, so the verifier is calibrated against more than one implementation.
 
 from __future__ import annotations
 
+import random
 import time
 
 import torch
@@ -23,7 +24,9 @@ def honest_generate(expert: LoadedExpert, req: GenerateRequest) -> GenerateRespo
     t0 = time.perf_counter()
     kwargs = dict(max_new_tokens=req.max_tokens, do_sample=req.temperature > 0)
     if req.temperature > 0:
-        torch.manual_seed(req.seed or 0)
+        # No seed: fresh randomness, as the protocol asks (a fixed default would give
+        # different prompts the same noise).
+        torch.manual_seed(req.seed if req.seed is not None else random.randrange(1 << 62))
         kwargs.update(temperature=req.temperature, top_p=req.top_p, top_k=0)
     out = expert.model.generate(
         torch.tensor([prompt], device=expert.device),

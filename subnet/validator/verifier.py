@@ -161,8 +161,8 @@ class RecentOutputs:
         self, request: bytes | Sequence[int], output_ids, seed: int | None = None
     ) -> str | None:
         """Whether the same output was seen for a different request (recording this one):
-        None (not seen elsewhere), "independent" (the two requests named different seeds) or
-        "dependent" (one seed, or a request without one). `request` is a `request_key` (or, as
+        None (not seen elsewhere), "dependent" (both requests named the same seed) or
+        "independent" (different seeds, or fresh randomness on either side). `request` is a `request_key` (or, as
         before, the prompt's token ids)."""
         req_key = request if isinstance(request, bytes) else self._key(request)
         out_key = self._key(output_ids)
@@ -175,10 +175,11 @@ class RecentOutputs:
         prior_key, prior_seed = prior
         if prior_key == req_key:
             return None
-        # Independent only between two explicit, different seeds: without one an engine may
-        # draw from a fixed default (Hugging Face `generate` after a fixed manual_seed does).
-        both = seed is not None and prior_seed is not None
-        return "independent" if both and seed != prior_seed else "dependent"
+        # One explicit seed on both: the same noise, so alike answers are no proof. A request
+        # without a seed asks for fresh randomness (the protocol's meaning, and what vLLM,
+        # SGLang and transformers do by default): its draw is independent of every other.
+        same = seed is not None and seed == prior_seed
+        return "dependent" if same else "independent"
 
 
 def simulated_dtype(miner: str, validator: str) -> str | None:

@@ -401,7 +401,8 @@ def label_copy(
     probability. Identical greedy answers alone are no proof: small models answer different
     prompts alike ("= = =", blank lines), and the declared model's own answer passes.
 
-    `independent`: the two requests named different seeds (independent draws).
+    `independent`: the two requests drew independent randomness (different seeds, or no seed:
+    fresh randomness, which the protocol requires of unseeded requests).
     Under one seed an honest sampler's draws are the same noise whatever the prompt (Gumbel or
     inverse-CDF sampling), so near-flat distributions give the same tokens for different
     prompts: improbability then proves nothing."""
