@@ -232,6 +232,31 @@ def mixture(d: Doc) -> Figures:
     return Figures("bench_mixture", what, f"{PY}bench_mixture.py{flags}", "", rows)
 
 
+def calibrate(d: Doc) -> Figures:
+    """Honest false positives and detection per (miner/validator precision) pair and size."""
+    rows = Rows(d)
+    for size, v in sorted(d.get("sizes").items()):
+        for pair in sorted(v.get("pairs", {})):
+            base = f"sizes.{size}.pairs.{pair}"
+            honest = d.num(f"{base}.evidence_honest.answers")
+            fp = d.num(f"{base}.false_positives")
+            det = d.get(f"{base}.detection_rate", {})
+            worst = min(det.values(), default=float("nan"))
+            hard = ", ".join(f"{k} {x:.0%}" for k, x in sorted(det.items()) if x < 0.99)
+            runs = d.get(f"{base}.evidence_perturbed_2%", {})
+            drift = (f"; 2% perturbed weights drift in {runs.get('orders_drift')}/"
+                     f"{runs.get('orders')} orders, median {runs.get('answers_to_drift_median')} "
+                     "answers") if runs else ""  # fmt: skip
+            rows.append((f"{size} experts, {pair}",
+                         f"{fp:.0f} false positives / {honest:.0f} honest answers; detection "
+                         f"min {worst:.0%}" + (f" (below 99%: {hard})" if hard else "")
+                         + drift))  # fmt: skip
+    if not rows:
+        raise FigureError(f"{d.path}: no pairs under 'sizes'")
+    what = "verifier: honest false positives and cheat detection per precision pair"
+    return Figures("calibrate_verify", what, f"{PY}calibrate_verify.py --write", "", rows)
+
+
 def load(d: Doc) -> Figures:
     rows = Rows(d)
     if "miner" in d.data:
@@ -272,6 +297,9 @@ RENDERERS: dict[str, Callable[[Doc], Figures]] = {
     "bench_mixture": mixture,
     "bench_load": load,
     "gpu_check": gpu_check,
+    "calibrate_verify": calibrate,
+    "calibrate_verify_test": calibrate,
+    "calibrate_verify_default": calibrate,
 }
 # Results that another file already summarises (gpu_check.json rolls up check_engine.json).
 SUMMARISED = frozenset({"check_engine"})
