@@ -105,7 +105,9 @@ class VLLMEngine:
         self.options = options
         self.eos_ids = expert.eos_ids
         name = f"vllm/{version} {expert.device.type} {LOGPROBS_MODE}"
-        self.card = replace(expert.card, capacity=max_batch, engine=name)
+        # The card declares the precision vLLM serves in: the verifier's tolerances follow it.
+        self.dtype = str(pick_dtype(options.dtype, expert.device)).removeprefix("torch.")
+        self.card = replace(expert.card, capacity=max_batch, engine=name, dtype=self.dtype)
         self._llm: Any = None  # vllm AsyncLLM once started
         self._vllm: SimpleNamespace | None = None  # the vLLM names used per request
         self._procs: list = []  # the processes this engine spawned (psutil.Process)
@@ -233,11 +235,10 @@ class VLLMEngine:
         opts, device = self.options, self.expert.device
         on_cpu = device.type == "cpu"
         kv_gib = opts.kv_cache_gib if opts.kv_cache_gib is not None else (1.0 if on_cpu else None)
-        dtype = str(pick_dtype(opts.dtype, device)).removeprefix("torch.")
         return {
             "model": str(self.expert.path),
             # Float32 on CPU, as the reference: vLLM's "auto" would downcast a float32 checkpoint.
-            "dtype": dtype,
+            "dtype": self.dtype,
             "max_model_len": self.card.max_context,
             "max_num_seqs": self.max_batch,
             "tensor_parallel_size": opts.tensor_parallel_size,
@@ -439,7 +440,10 @@ class VLLMEngine:
         self._maybe_idle()
         if not seq.stopped and seq.out:
             # Text held back by the incremental decoder (an unfinished character) goes out now.
-            seq.text = self.tokenizer.decode(seq.out, skip_special_tokens=True)
+            # An end-of-sequence id is no text, even one that is not a special token (as
+            # HFEngine and the verifier's `expected_text` have it).
+            ids = seq.out[:-1] if reason == "eos" else seq.out
+            seq.text = self.tokenizer.decode(ids, skip_special_tokens=True)
         if reason in ("eos", "stop", "length"):
             self._emit(seq, final=True)
         GenerationHandle.deliver_all([(seq.handle, seq.response(self.card.model_id, reason))])

@@ -43,13 +43,18 @@ def end(procs: list, grace_s: float = 5.0) -> list[int]:
     that had to be ended (empty when vLLM had already stopped them all)."""
     import psutil
 
-    alive = [p for p in procs if _running(p)]
+    alive = _with_children([p for p in procs if _running(p)])
     for proc in alive:
         try:
             proc.terminate()
         except psutil.Error:
             pass  # exited meanwhile: nothing to end
     _, left = psutil.wait_procs(alive, timeout=grace_s)
+    # An engine core still starting spawns its workers even after the SIGTERM; once it is
+    # killed they are orphans, no longer anyone's descendants (they end themselves only when
+    # they notice, a minute later on a busy machine). Those it spawned meanwhile die with it.
+    left = _with_children(left)
+    alive += [p for p in left if p not in alive]
     for proc in left:
         try:
             proc.kill()
@@ -60,6 +65,26 @@ def end(procs: list, grace_s: float = 5.0) -> list[int]:
     if alive:
         log.info("ended %d leftover vLLM process(es): %s", len(alive), [p.pid for p in alive])
     return [p.pid for p in alive]
+
+
+def _with_children(procs: list) -> list:
+    """`procs` and their living descendants, the resource tracker aside (see `spawned_since`)."""
+    import psutil
+
+    out = list(procs)
+    for proc in procs:
+        try:
+            kids = proc.children(recursive=True)
+        except psutil.Error:
+            continue
+        for kid in kids:
+            try:
+                tracker = "resource_tracker" in " ".join(kid.cmdline())
+            except psutil.Error:
+                continue
+            if not tracker and kid not in out:
+                out.append(kid)
+    return out
 
 
 def _running(proc) -> bool:

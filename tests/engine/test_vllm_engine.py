@@ -75,6 +75,12 @@ async def test_card_says_what_serves_it(engines, experts):
     assert vllm.card.engine.startswith("vllm/") and vllm.card.engine.endswith("cpu raw_logprobs")
     assert vllm.card.weights_hash == experts[1].card.weights_hash
     assert vllm.card.capacity == MAX_BATCH and vllm.eos_ids == experts[1].eos_ids
+    # The declared precision (the verifier's tolerances follow it) is the one vLLM serves in.
+    assert vllm.card.dtype == experts[1].card.dtype == "float32"
+    from subnet.engine.vllm_engine import VLLMEngine, VLLMOptions
+
+    bf16 = VLLMEngine.create(vllm.expert, options=VLLMOptions(dtype="bfloat16"))
+    assert bf16.card.dtype == bf16._engine_args()["dtype"] == "bfloat16"
 
 
 async def test_greedy_equals_the_reference_engine(engines, experts):

@@ -56,3 +56,45 @@ async def test_a_model_vllm_cannot_run_fails_start_and_ends_its_processes(tiny_e
     assert await left_behind(before) == []
     with pytest.raises(EngineStopped, match="not accepting"):
         engine.submit(GenerateRequest(prompt="x"))
+
+
+# A process that, like vLLM's engine core still starting, spawns a worker after its SIGTERM.
+SPAWNS_ON_SIGTERM = """
+import signal, subprocess, sys, time
+def on_term(*_):
+    kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    print(kid.pid, flush=True)
+signal.signal(signal.SIGTERM, on_term)
+print("ready", flush=True)
+for _ in range(300):
+    time.sleep(1)
+"""
+
+
+def test_end_also_ends_what_a_process_spawned_after_its_sigterm():
+    """Killing such a process would leave its worker an orphan, no longer a descendant."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    def gone(pid: int) -> bool:
+        try:
+            return not vllm_procs._running(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            return True
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SPAWNS_ON_SIGTERM], stdout=subprocess.PIPE, text=True
+    )
+    kid = None
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        ended = vllm_procs.end([psutil.Process(parent.pid)], grace_s=3.0)
+        kid = int(parent.stdout.readline())
+        assert kid in ended
+        assert gone(kid)
+    finally:
+        parent.kill()
+        if kid is not None and not gone(kid):
+            psutil.Process(kid).kill()
