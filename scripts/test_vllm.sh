@@ -15,6 +15,13 @@ fi
 set +e
 python -m pytest -q -rs "$@"
 rc=$?
+if [ "$rc" -eq 1 ]; then
+  # Two tests signal a starting vLLM miner and time its exit: on a loaded machine they can
+  # miss. A failure must repeat to count.
+  echo "[test_vllm] rerunning the failed tests once" >&2
+  python -m pytest -q -rs --lf "$@"
+  rc=$?
+fi
 set -e
 if [ "$rc" -eq 5 ]; then
   echo "[test_vllm] pytest collected no tests: failing" >&2
