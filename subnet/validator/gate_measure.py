@@ -14,8 +14,12 @@ drop the producing expert's entry before `Gate.observe` (the others' readings ar
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import math
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from subnet.engine.scoring import score_batch
@@ -63,3 +67,81 @@ def _tokens(expert: Any, text: Text) -> tuple[list[int], int] | None:
     if not c:
         return None
     return p + c, len(p)
+
+
+class GateTrainer:
+    """Feeds the gate from what the validator sees anyway, off the event loop and bounded.
+
+    `offer(text)` queues a prompt (a task's, or an organic request's after its answer was
+    verified); `train_once()` measures up to `per_batch` of the newest queued prompts on every
+    reference expert in a worker thread and folds them into the gate on the event loop (the
+    gate is read by `rank` there, so it is never mutated from another thread). At most
+    `max_pending` prompts wait; older ones are dropped: the gate wants recent traffic, not all
+    of it. A failed measurement is logged and the batch skipped; the gate stays as it was.
+
+    Prompts alone, not (prompt, answer) pairs: every expert's likelihood of a prompt is a fair
+    reading, whereas an answer inflates its producer's, and dropping the producer would leave
+    each expert's model without the very prompts it is routed (its own domain).
+    """
+
+    def __init__(
+        self,
+        gate: Any,
+        registry: Any,
+        *,
+        domains: Callable[[], Mapping[str, Sequence[str]]] | None = None,
+        per_batch: int = 8,
+        max_pending: int = 64,
+    ) -> None:
+        self.gate = gate
+        self.registry = registry
+        self.domains = domains  # the experts' earned domains, for the gate's cold-start rule
+        self.per_batch = max(1, per_batch)
+        self.pending: deque[str] = deque(maxlen=max(1, max_pending))
+        self.observed = 0
+        self.failures = 0
+        # weights hash -> (prompts the gate routed to it, mean measured quality on them)
+        self.quality: dict[str, tuple[int, float]] = {}
+        self._task: asyncio.Task | None = None
+
+    def offer(self, text: str) -> None:
+        if text and text.strip():
+            self.pending.append(text)
+
+    def kick(self) -> None:
+        """Start one `train_once` in the background unless one is running (never waits)."""
+        if self.pending and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self.train_once(), name="gate-train")
+
+    async def train_once(self) -> int:
+        """Measure and learn from up to `per_batch` queued prompts; returns observations made."""
+        batch = [self.pending.pop() for _ in range(min(self.per_batch, len(self.pending)))]
+        if not batch:
+            return 0
+        try:
+            measured = await asyncio.to_thread(measure_quality, self.registry, batch)
+        except (RuntimeError, ValueError, IndexError) as err:  # a model or tokenizer failure
+            self.failures += 1
+            log.warning("gate training skipped %d prompts: %s: %s", len(batch), type(err), err)
+            return 0
+        domains = self.domains() if self.domains is not None else None
+        made = 0
+        for text, quality in zip(batch, measured, strict=True):
+            if not quality:
+                continue
+            # The routed expert's measured quality, read before the gate learns from it.
+            pick = self.gate.rank(text, domains or list(quality))[0][0]
+            q = quality.get(pick)
+            if q is not None and math.isfinite(q):
+                n, mean = self.quality.get(pick, (0, 0.0))
+                self.quality[pick] = (n + 1, mean + (q - mean) / (n + 1))
+            if self.gate.observe(text, quality, domains):
+                made += 1
+        self.observed += made
+        return made
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
