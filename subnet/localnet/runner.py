@@ -29,6 +29,7 @@ import bittensor as bt
 
 from subnet.localnet import history as hist
 from subnet.localnet.config import LocalnetConfig
+from subnet.localnet.mixture import mixture_table, tracking_gap
 from subnet.localnet.procs import ProcessGroup
 from subnet.localnet.view import LocalnetLayout, NeuronInfo, collect_view, epoch_row
 
@@ -63,6 +64,7 @@ class Localnet:
     epochs_this_run: int = 0
     emission_per_block: int = 0  # alpha rao the chain mints per block for the subnet (genesis)
     users: Any = None  # the simulated users' stats (subnet.localnet.users.UserStats)
+    experts: tuple = ()  # the last view's per-expert rows (subnet.localnet.mixture.ExpertRow)
 
     @classmethod
     def create(cls, config: LocalnetConfig) -> Localnet:
@@ -89,6 +91,7 @@ class Localnet:
                 await self._publish_registry(client)
                 await self._start_neurons()
                 users = self._users()
+                self.users = users.stats  # live: the dashboard shows routed shares as they come
                 stop_users = asyncio.Event()
                 load = asyncio.create_task(users.run(stop_users), name="users")
                 try:
@@ -96,7 +99,6 @@ class Localnet:
                 finally:
                     stop_users.set()
                     await asyncio.wait_for(load, 90)
-                    self.users = users.stats
         finally:
             await self.procs.stop_all()
         return self._finish()
@@ -235,7 +237,11 @@ class Localnet:
                     if last_step is None or mg.last_step != last_step:
                         prev = mg
                     last_step = mg.last_step
-                    view = await collect_view(mg, self.layout, http, epochs, self.config.epochs)
+                    routed = self.users.by_uid if self.users is not None else None
+                    view = await collect_view(
+                        mg, self.layout, http, epochs, self.config.epochs, routed
+                    )
+                    self.experts = view.experts
                     if live is not None:
                         live.update(render(view))
                     self.epochs_this_run = epochs
@@ -253,7 +259,7 @@ class Localnet:
             logs = [lay.log_dir / f"{n.name}.log" for n in lay.neurons if n.role == "validator"]
             summary.checks += cheat_checks(self.history[-1], reasons_from_logs(logs))
         if self.history:
-            hist.plot(self.history, lay.data_dir / "incentive.png")
+            hist.plot(self.history, lay.data_dir / "incentive.png", self.experts)
         return summary
 
     @staticmethod
@@ -293,6 +299,9 @@ def write_report(net: Localnet, summary: hist.Summary, seconds: float) -> str:
                 f"{u.uid:>4} {u.role:<10} {u.label:<26} {u.incentive:>9.3f} {u.dividends:>9.3f} {u.emission_rao / 1e9:>11.3f}"
             )
         lines.append("")
+    if net.experts:
+        lines.append(mixture_table(net.experts))
+        lines.append("")
     for what, ok, detail in summary.checks:
         lines.append(f"  [{'ok' if ok else 'FAIL'}] {what}: {detail}")
     lines += [
@@ -310,6 +319,8 @@ def write_report(net: Localnet, summary: hist.Summary, seconds: float) -> str:
                 "seconds": round(seconds, 1),
                 "checks": [{"what": w, "ok": o, "detail": d} for w, o, d in summary.checks],
                 "users": net.users.to_dict() if net.users is not None else None,
+                "experts": [e.to_dict() for e in net.experts],
+                "pay_tracking_gap": tracking_gap(net.experts),
             },
             indent=1,
         )
