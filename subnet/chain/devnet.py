@@ -89,7 +89,14 @@ async def bootstrap_subnet(
         )
         _check(await client.execute(stake, wallet), f"stake {wallet.name}")
     tempo = int(await client.query(bt.storage.SubtensorModule.Tempo, [netuid]))
-    await wait_blocks(client, chain, tempo + 1)  # one epoch: permits go to the staked validators
+    # Until the next epoch has run (permits go to the staked validators): the rest of the
+    # current tempo, not a whole one.
+    try:
+        since = int(await client.query(bt.storage.SubtensorModule.BlocksSinceLastStep, [netuid]))
+    except Exception as err:  # a chain without the item: wait a whole tempo
+        log.debug("BlocksSinceLastStep unreadable (%s): waiting a whole tempo", err)
+        since = 0
+    await wait_blocks(client, chain, max(1, tempo - since) + 1)
     log.info(
         "subnet %d bootstrapped: %d validators, %d miners", netuid, len(validators), len(miners)
     )

@@ -169,11 +169,14 @@ class Ledger:
     def inflight(self, uid: int) -> int:
         return self._live(uid).inflight
 
+    def capacity(self, uid: int) -> int:
+        """Concurrent requests uid declares it serves (its card; 1 when unknown)."""
+        m = self.miners.get(uid)
+        return max(1, m.card.capacity) if m is not None and m.card is not None else 1
+
     def fair_share(self, uid: int) -> int:
         """Requests we may have in flight to uid before a refusal stops counting against it."""
-        m = self.miners.get(uid)
-        capacity = m.card.capacity if m is not None and m.card is not None else 1
-        return scoring.fair_share(capacity, self.chain.stake_share)
+        return scoring.fair_share(self.capacity(uid), self.chain.stake_share)
 
     def note_timing(self, uid: int, ttft_s: float | None, tokens_per_s: float | None) -> None:
         live = self._live(uid)
@@ -212,7 +215,8 @@ class Ledger:
             self.bans.cheat(uid, time.monotonic())
         verified = [s for s in samples if s.reason == "ok" and s.stats]
         if verified and (v := self._drift(uid, verified, block)) is not None:
-            log.warning("uid %d scored 0: drift %s", uid, v.detail)
+            # (the loop's log format, "uid N <where> scored 0: <reason>": localnet checks read it)
+            log.warning("uid %d evidence scored 0: drift %s", uid, v.detail)
             return self.record(uid, [scoring.Sample("drift")])
         return tally
 

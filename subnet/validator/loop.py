@@ -57,6 +57,8 @@ class Probe:
     window_s: float
     deadline: float  # monotonic end of the window
     asks: list[tuple[tasks.Task, QueryResult]]
+    # per ask: sent on one of the first fair-share streams (a refusal there counts)
+    within_share: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -206,13 +208,14 @@ class Validator:
         launched = []
         for uid in chosen:
             n = sampling.probe_size(
-                led.fair_share(uid), led.inflight(uid), self.cfg.sampling.max_probe_streams
+                led.capacity(uid), led.inflight(uid), self.cfg.sampling.max_probe_streams
             )
             if led.backed_off(uid):
-                # It asked us to wait after refusing within our share: each probe we would have
-                # sent now is a refusal too (waiting out a Retry-After is not free).
-                if led.skipped_probe(uid, n, seconds=self.cfg.loop.probe_window_s):
-                    report.reasons[uid] = ["refused"] * n
+                # It asked us to wait after refusing within our share: each probe stream of our
+                # share is a refusal too (waiting out a Retry-After is not free).
+                share = min(n, led.fair_share(uid))
+                if led.skipped_probe(uid, share, seconds=self.cfg.loop.probe_window_s):
+                    report.reasons[uid] = ["refused"] * share
                 continue
             task = asyncio.create_task(self._probe(uid, n), name=f"probe-{uid}")
             self._probing[uid] = task
@@ -254,7 +257,9 @@ class Validator:
             if uid not in self.miners:  # left the subnet while we asked
                 continue
             samples = [
-                self._sample(uid, job, r, verdict_of.get((uid, i)), probe.deadline)
+                self._sample(
+                    uid, job, r, verdict_of.get((uid, i)), probe.deadline, probe.within_share[i]
+                )
                 for i, (job, r) in enumerate(probe.asks)
             ]
             report.reasons[uid] = [s.reason for s in samples]
@@ -266,15 +271,25 @@ class Validator:
         return report
 
     def _sample(
-        self, uid: int, task: tasks.Task, r: QueryResult, verdict, deadline: float
+        self,
+        uid: int,
+        task: tasks.Task,
+        r: QueryResult,
+        verdict,
+        deadline: float,
+        within_share: bool = True,
     ) -> scoring.Sample:
         """What one probe request is worth: its verified tokens that arrived in the window."""
         led = self.ledger
         if r.status == "busy":
-            # A probe never exceeds our fair share (`probe_size`), so its refusals count.
+            self.metrics.verdicts.labels(reason="refused").inc()
+            if not within_share:
+                # Beyond our share of its capacity: its right, no penalty — and no back-off
+                # either, which would pause the streams of our share (a score frozen by one
+                # 429 with a long Retry-After); that stream just ends.
+                return scoring.Sample(scoring.BEYOND_SHARE)
             led.refusal(uid, r.retry_after_s, within_share=True)
             log.info("uid %d %s scored 0: refused (429 within our share)", uid, task.domain)
-            self.metrics.verdicts.labels(reason="refused").inc()
             return scoring.Sample("refused")
         if r.status == "ok":
             reason, detail = verdict.reason, verdict.detail
@@ -304,8 +319,10 @@ class Validator:
         deadline = time.monotonic() + window
         domains = self.ledger.task_domains(uid)
         asks: list[tuple[tasks.Task, QueryResult]] = []
+        within: list[bool] = []
+        share = self.ledger.fair_share(uid)
 
-        async def stream() -> None:
+        async def stream(k: int) -> None:
             for _ in range(self.cfg.sampling.max_requests_per_stream):
                 if time.monotonic() >= deadline:
                     return
@@ -314,11 +331,12 @@ class Validator:
                 task = tasks.make_task(domain, self.rng, self.traffic, for_uid=uid, card=card)
                 result = await self._ask(uid, task)
                 asks.append((task, result))
+                within.append(k < share)
                 if result.status != "ok":
                     return  # a refusal or failure ends this stream's share of the probe
 
-        await asyncio.gather(*(stream() for _ in range(streams)))
-        return Probe(window, deadline, asks)
+        await asyncio.gather(*(stream(k) for k in range(streams)))
+        return Probe(window, deadline, asks, within)
 
     async def _ask(self, uid: int, task: tasks.Task) -> QueryResult:
         m = self.miners[uid]

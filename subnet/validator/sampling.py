@@ -56,6 +56,12 @@ def choose(
     return [uid for _, uid in keyed[: cfg.per_step]]
 
 
-def probe_size(fair_share: int, inflight: int, max_streams: int) -> int:
-    """Concurrent tasks for one probe: what our fair share leaves free, capped, at least one."""
-    return max(1, min(max_streams, fair_share - inflight))
+def probe_size(capacity: int, inflight: int, max_streams: int) -> int:
+    """Concurrent tasks for one probe: the miner's whole declared capacity (what is in flight
+    aside), capped, at least one.
+
+    Measuring at full capacity, not at our fair share, is what makes one engine behind two
+    hotkeys earn one engine's pay: probed together, the two hotkeys split its batch. Measured at
+    a fraction of it, each would find the engine half idle and be paid as a whole engine.
+    Refusals count only for the first fair-share streams (`Ledger.fair_share`)."""
+    return max(1, min(max_streams, capacity - inflight))

@@ -42,6 +42,7 @@ from subnet.validator.verify import CHEATING
 # `CHEATING`, `drift` from the per-miner evidence among them), plus a stream that disagreed with
 # its own final answer (`query.Assembly`): each sets a strike.
 CHEATS = CHEATING | {"stream_mismatch"}
+BEYOND_SHARE = "refused_beyond_share"  # a 429 to a probe stream past our fair share
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ def add(
     """The tally after a batch of samples at `block`. `probe_seconds` > 0 marks the batch as one
     probe window: its verified tokens over that window measure served throughput."""
     t = aged(t, block, hl)
-    samples = list(samples)
+    # A refusal beyond our fair share of the miner's capacity is its right: no sample at all.
+    samples = [s for s in samples if s.reason != BEYOND_SHARE]
     if not samples:
         return t
     ok = [s for s in samples if s.reason == "ok"]

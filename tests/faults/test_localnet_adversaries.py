@@ -5,8 +5,12 @@ and is scored zero by a validator with its reason, and the ones that do honest w
 (overclaim, sybil) earn no more than honest work (the summary's checks, from the validators' logs
 and the last epoch's incentives).
 
-The short mode runs in the default suite (CI, every landing) on the `test`-size experts; the
-long mode (`-m slow`) on the default experts with longer epochs.
+The short mode runs in the default suite (CI, every landing) on the `test`-size experts with the
+cheats of issue 13 (the cheapest strategies that once paid: a lying text, endings cut short,
+refusals after earning, honest only on tasks, refusing the checked requests, overclaimed domains,
+perturbed weights, two hotkeys on one engine); every cheat is also caught in-process by
+tests/hostile/test_adversaries.py. The long mode (`-m slow`) runs all of them on the default
+experts with longer epochs.
 """
 
 from __future__ import annotations
@@ -25,12 +29,16 @@ from subnet.miner.adversary import ADVERSARIES
 from tests.faults.reliability import record
 
 ROOT = Path(__file__).resolve().parents[2]
+SHORT = ("lie_text", "stop_early", "refuse_after", "selective", "refuse_greedy", "overclaim",
+         "perturbed", "sybil")  # fmt: skip
 
 
-def _run(data: Path, experts: Path, size: str, *, tempo: int, epochs: int) -> tuple[dict, str]:
+def _run(
+    data: Path, experts: Path, size: str, cheats: tuple[str, ...], *, tempo: int, epochs: int
+) -> tuple[dict, str]:
     cmd = [sys.executable, "-m", "subnet.cli", "localnet", "--data-dir", str(data),
            "--experts-dir", str(experts), "--experts-size", size,
-           "--miners", "2", "--validators", "2", "--adversaries", ",".join(ADVERSARIES),
+           "--miners", "2", "--validators", "2", "--adversaries", ",".join(cheats),
            "--users-rps", "1", "--block-time", "1", "--tempo", str(tempo),
            "--epochs", str(epochs), "--no-dashboard", "--fresh"]  # fmt: skip
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
@@ -42,7 +50,7 @@ def _run(data: Path, experts: Path, size: str, *, tempo: int, epochs: int) -> tu
     return summary, out
 
 
-def _check(summary: dict, data: Path, out: str, name: str) -> None:
+def _check(summary: dict, data: Path, out: str, name: str, cheats: tuple[str, ...]) -> None:
     last = json.loads((data / "history.json").read_text())[-1]
     table = [
         {"label": u["label"], "role": u["role"], "incentive": u["incentive"]}
@@ -56,15 +64,17 @@ def _check(summary: dict, data: Path, out: str, name: str) -> None:
     failed = [c for c in summary["checks"] if not c["ok"]]
     assert not failed, (failed, out[-3000:])
     checked = " ".join(c["what"] for c in summary["checks"])
-    for cheat in ADVERSARIES:
+    for cheat in cheats:
         assert f"cheat-{cheat} " in checked, cheat  # every cheat has its verdicts
     assert summary["returncode"] == 0, out[-3000:]
 
 
 def test_cheaters_earn_nothing_short(tmp_path, tiny_experts):
+    assert set(SHORT) <= set(ADVERSARIES)
     data = tmp_path / "ln"
-    summary, out = _run(data, Path(tiny_experts["code"]).parent, "test", tempo=30, epochs=3)
-    _check(summary, data, out, "localnet_adversaries")
+    experts = Path(tiny_experts["code"]).parent
+    summary, out = _run(data, experts, "test", SHORT, tempo=30, epochs=3)
+    _check(summary, data, out, "localnet_adversaries", SHORT)
 
 
 @pytest.mark.slow
@@ -73,8 +83,9 @@ def test_cheaters_earn_nothing_long(tmp_path):
 
     experts = build_tiny_experts(Path(tempfile.gettempdir()) / "dmoe-default-experts")
     data = tmp_path / "ln"
-    summary, out = _run(data, Path(experts["code"]).parent, "default", tempo=60, epochs=5)
-    _check(summary, data, out, "localnet_adversaries_long")
+    cheats = tuple(ADVERSARIES)
+    summary, out = _run(data, Path(experts["code"]).parent, "default", cheats, tempo=60, epochs=5)
+    _check(summary, data, out, "localnet_adversaries_long", cheats)
 
 
 def _last_weights(data: Path, last: dict) -> dict[str, dict[str, float]]:

@@ -49,7 +49,8 @@ EXPECTED = {
         "timeout",
         "error",
     },
-    "pad_eos": {"skipped_eos"},
+    # Padding every answer to max_tokens can outlast the query timeout on a loaded machine.
+    "pad_eos": {"skipped_eos", "timeout"},
     "burst": {"buffered"},
     "lie_usage": {"bad_shape"},
     # Serves the honest math weights: when its tokens equal the honest miner's answer to another

@@ -159,6 +159,7 @@ def test_sampling_prefers_low_evidence_and_probes_fill_the_fair_share():
     assert sampling.probe_size(16, 0, 8) == 8
     assert sampling.probe_size(16, 10, 8) == 6
     assert sampling.probe_size(1, 1, 8) == 1
+    assert sampling.probe_size(4, 0, 16) == 4  # the whole declared capacity, not our share
 
 
 def test_state_roundtrip_restart_hotkey_reset_and_old_files(tmp_path):
@@ -202,3 +203,11 @@ def test_state_roundtrip_restart_hotkey_reset_and_old_files(tmp_path):
     old = StateStore(path).load()
     assert old.hotkeys == {3: "hk3"} and old.last_weights_block == 7
     assert scoring.pass_rate(old.tally(3)) == pytest.approx(0.5) and old.tally(3).count == 8
+
+
+def test_a_refusal_beyond_our_share_is_no_sample():
+    t = scoring.add(scoring.Tally(), [scoring.Sample("ok", 10)], 0.0, 10.0, probe_seconds=1.0)
+    after = scoring.add(t, [scoring.Sample(scoring.BEYOND_SHARE)] * 3, 0.0, 10.0)
+    assert after == t
+    worse = scoring.add(t, [scoring.Sample("refused")], 0.0, 10.0)
+    assert worse.samples == t.samples + 1 and worse.refused == 1
