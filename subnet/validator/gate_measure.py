@@ -140,6 +140,26 @@ class GateTrainer:
         self.observed += made
         return made
 
+    def status(
+        self, earned: Mapping[str, Sequence[str]], demand: Mapping[str, float]
+    ) -> dict[str, dict[str, Any]]:
+        """Per reference expert (by model id): its earned domains and demand, the gate's
+        evidence, and the prompts the gate routed to it with their mean measured quality."""
+        experts: Mapping[str, Any] = getattr(self.registry, "experts", self.registry)
+        evidence = self.gate.evidence()
+        out = {}
+        for h, e in experts.items():
+            n, quality = self.quality.get(h, (0, None))
+            out[e.card.model_id] = {
+                "weights_hash": h,
+                "domains": list(earned.get(h, ())),
+                "demand": demand.get(h, 0.0),
+                "gate_observations": evidence.get(h, 0),
+                "routed_prompts": n,
+                "quality": quality,
+            }
+        return out
+
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()

@@ -378,28 +378,10 @@ class Validator:
             "last_weights_block": self.state.last_weights_block,
             "last_weights": {str(k): v for k, v in (self.state.last_weights or {}).items()},
             "demand": self.ledger.demand(),
-            "experts": self._experts_status(),
+            "experts": self.gate_trainer.status(self.ledger.earned, self.ledger.demand()),
             "traffic": self.traffic.summary(),
             "miners": self.ledger.status(),
         }
-
-    def _experts_status(self) -> dict[str, dict[str, Any]]:
-        """Per verifiable expert (by model id): its demand, the gate's evidence and the mean
-        measured quality (nats per token) of the prompts the gate routed to it."""
-        demand = self.ledger.demand()
-        evidence = self.gate.evidence()
-        out = {}
-        for h, e in self.verifier.registry.experts.items():
-            n, quality = self.gate_trainer.quality.get(h, (0, None))
-            out[e.card.model_id] = {
-                "weights_hash": h,
-                "domains": list(self.ledger.earned.get(h, ())),
-                "demand": demand.get(h, 0.0),
-                "gate_observations": evidence.get(h, 0),
-                "routed_prompts": n,
-                "quality": quality,
-            }
-        return out
 
     # --- weights
     def weight_vector(self) -> dict[int, float]:
