@@ -175,6 +175,6 @@ def _routing_panel(ax, experts: tuple) -> None:
         ax.bar([i + (k - 1) * width for i in x], values, width, label=label)
     ax.set_xticks(list(x), names)
     ax.set_ylabel("share")
-    ax.set_title("routing: demand share vs incentive share per expert")
+    ax.set_title("routing: share per expert")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")

@@ -9,7 +9,7 @@ floor lifting the experts users rarely ask for): `tracking_gap` is the largest d
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -82,6 +82,31 @@ def merge_status(
     return {
         name: {k: sum(v) / len(v) for k, v in a.items() if v} for name, a in sorted(acc.items())
     }
+
+
+def mean_incentive_shares(history: Iterable[Any]) -> dict[str, float]:
+    """Expert name -> its miners' share of miner incentive, averaged over epochs (one epoch's
+    incentive is noisy: Yuma over a few validators' samples). `history`: `EpochRow`s whose
+    miner labels end in "(expert)"."""
+    totals: dict[str, float] = {}
+    epochs = 0
+    for row in history:
+        miners = [u for u in row.uids if u.role in ("miner", "cheater") and "(" in u.label]
+        paid = sum(u.incentive for u in miners)
+        if paid <= 0:
+            continue
+        epochs += 1
+        for u in miners:
+            name = u.label.rsplit("(", 1)[-1].rstrip(")")
+            totals[name] = totals.get(name, 0.0) + u.incentive / paid
+    return {name: t / epochs for name, t in sorted(totals.items())} if epochs else {}
+
+
+def with_incentive(rows: Iterable[ExpertRow], shares: Mapping[str, float]) -> tuple[ExpertRow, ...]:
+    """The rows with `incentive_share` replaced where `shares` has the expert."""
+    return tuple(
+        replace(r, incentive_share=shares[r.expert]) if r.expert in shares else r for r in rows
+    )
 
 
 def tracking_gap(rows: Iterable[ExpertRow], floor: float = 0.2) -> float | None:

@@ -29,7 +29,12 @@ import bittensor as bt
 
 from subnet.localnet import history as hist
 from subnet.localnet.config import LocalnetConfig
-from subnet.localnet.mixture import mixture_table, tracking_gap
+from subnet.localnet.mixture import (
+    mean_incentive_shares,
+    mixture_table,
+    tracking_gap,
+    with_incentive,
+)
 from subnet.localnet.procs import ProcessGroup
 from subnet.localnet.view import LocalnetLayout, NeuronInfo, collect_view, epoch_row
 
@@ -259,6 +264,9 @@ class Localnet:
             logs = [lay.log_dir / f"{n.name}.log" for n in lay.neurons if n.role == "validator"]
             summary.checks += cheat_checks(self.history[-1], reasons_from_logs(logs))
         if self.history:
+            # The run's epochs, not the last one alone: one epoch's incentive is noisy.
+            run = self.history[-max(1, self.epochs_this_run) :]
+            self.experts = with_incentive(self.experts, mean_incentive_shares(run))
             hist.plot(self.history, lay.data_dir / "incentive.png", self.experts)
         return summary
 
@@ -301,6 +309,7 @@ def write_report(net: Localnet, summary: hist.Summary, seconds: float) -> str:
         lines.append("")
     if net.experts:
         lines.append(mixture_table(net.experts))
+        lines.append("(routed: users' answers; incentive: share of miner incentive, run's mean)")
         lines.append("")
     for what, ok, detail in summary.checks:
         lines.append(f"  [{'ok' if ok else 'FAIL'}] {what}: {detail}")

@@ -12,7 +12,14 @@ from subnet.config import ConfigError
 from subnet.localnet import history as hist
 from subnet.localnet.config import add_localnet_args, localnet_config_from_args
 from subnet.localnet.dashboard import DashRow, NetView, render
-from subnet.localnet.mixture import expert_rows, merge_status, mixture_table, tracking_gap
+from subnet.localnet.mixture import (
+    expert_rows,
+    mean_incentive_shares,
+    merge_status,
+    mixture_table,
+    tracking_gap,
+    with_incentive,
+)
 from subnet.localnet.users import PROMPTS, Users
 from subnet.localnet.view import EXPERT_CYCLE, LocalnetLayout
 
@@ -56,6 +63,23 @@ def test_expert_rows_show_routed_share_quality_and_pay():
     assert tracking_gap(expert_rows(rows)) is None
     table = mixture_table(out.values())
     assert "math" in table and "80%" in table and "-4.40" in table
+
+
+def test_incentive_shares_are_averaged_over_epochs():
+    def epoch(n, code, math):
+        uids = (
+            hist.UidRow(0, "v", "validator", "validator-1", 0.0, 1.0, 0, 0, True),
+            hist.UidRow(1, "a", "miner", "miner-1 (code)", code, 0.0, 0, 0, False),
+            hist.UidRow(2, "b", "miner", "miner-2 (math)", math, 0.0, 0, 0, False),
+        )
+        return hist.EpochRow(n, 10 * n, uids)
+
+    shares = mean_incentive_shares([epoch(1, 0.0, 0.0), epoch(2, 0.2, 0.6), epoch(3, 0.5, 0.5)])
+    assert shares == pytest.approx({"code": (0.25 + 0.5) / 2, "math": (0.75 + 0.5) / 2})
+    rows = expert_rows([_row(1, "code", 1.0), _row(2, "math", 0.0)])
+    assert [r.incentive_share for r in with_incentive(rows, shares)] == pytest.approx(
+        [0.375, 0.625]
+    )
 
 
 def test_merge_status_averages_validators_by_expert_name():
