@@ -22,6 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "RELIABILITY.md"
+sys.path.insert(0, str(ROOT))
+
+from subnet.miner.adversary import ADVERSARIES  # noqa: E402
+from tests.faults.test_localnet_adversaries import SHORT  # noqa: E402
+from tests.hostile.test_adversaries import PER_ANSWER  # noqa: E402
 
 # test function (without parameters) -> (scenario, what was tried, cases per test run)
 SCENARIOS = {
@@ -49,11 +54,15 @@ SCENARIOS = {
     "test_unadmitted_callers_are_403": ("admission", "unregistered, non-validator, low stake", 1),
     "test_chain_rejects_unsigned_forged_tampered_replayed": ("chain extrinsic auth", "unsigned, "
                                        "zeroed, forged signer, tampered, future, replayed", 6),
-    "test_each_cheat_is_caught_with_its_reason": ("adversarial miners (in-process)", "13 cheats "
-                                                  "vs 2 honest miners, 3 validator steps", 45),
-    "test_honest_miners_take_the_incentive_and_every_cheat_is_caught": ("adversarial miners on a "
-        "localnet", "13 cheating miner processes + 2 honest, 2 validators, 4 epochs of 70 s, default "
-        "tiny experts: honest >= 95% of incentive, each cheat scored 0 with a reason", 13),
+    "test_each_cheat_is_caught_with_its_reason": ("adversarial miners (in-process)",
+        f"{len(PER_ANSWER)} cheats vs 2 honest miners, 3 validator steps", len(PER_ANSWER)),
+    "test_cheaters_earn_nothing_short": ("adversarial miners on a localnet (default suite)",
+        f"all {len(SHORT)} cheats as miner processes + 2 honest, 2 validators, "
+        "simulated users, 3 epochs of 30 s, test-size experts: honest >= 95% of incentive, each "
+        "cheat scored 0 with a reason and <= 5% of an honest miner", len(SHORT)),
+    "test_cheaters_earn_nothing_long": ("adversarial miners on a localnet (slow)",
+        f"all {len(ADVERSARIES)} cheats as miner processes + 2 honest, 2 validators, simulated "
+        "users, 5 epochs of 60 s, default experts", len(ADVERSARIES)),
     "test_reasons_are_counted_per_uid": ("localnet summary: cheat reasons", "validator log lines "
         "parsed per uid", 1),
     "test_share_and_caught_verdicts": ("localnet summary: 95% check", "honest share and caught "
@@ -99,7 +108,9 @@ def table(cases: list[dict]) -> list[str]:
 
 
 def cheater_rows(figures: Path) -> list[str]:
-    path = figures / "localnet_adversaries.json"
+    path = figures / "localnet_adversaries_long.json"  # all cheats; else the short run's
+    if not path.is_file():
+        path = figures / "localnet_adversaries.json"
     if not path.is_file():
         return ["(no localnet cheater run recorded)"]
     r = json.loads(path.read_text())
@@ -207,41 +218,26 @@ def _chain_outcome(c: dict) -> str:
     return "partial: no errors, but not every client finishes an operation every block"
 
 
+# What is known not to hold, as prose without figures: every figure in the document comes from
+# the run that wrote it (the tables above).
 KNOWN_LIMITS = [
     "Known limits:",
     "",
-    "- **Replay passes with the `test`-size experts.** The replayer answers every prompt with its "
-    "first answer (logprobs included). The same localnet run with `--experts-size test` (the "
-    "e2e test's 300 kB experts) failed the 95% check: the replayer was scored 0 only 6 times "
-    "where always-caught cheaters were scored 0 16 times, both validators gave it 0.25 of their "
-    "weights, and it took 0.254 of miner incentive (honest 74.6%). With the `test` experts a "
-    "continuation barely depends "
-    "on the prompt, so the stale answer is about as likely under the new prompt as under the old "
-    "one and passes the plausibility and logprob checks; it is caught (`copycat`, "
-    "`implausible_tokens`) only when the prompts differ enough. The validator calls an identical "
-    "answer a copy only when it also fails verification (`subnet/validator/verify.py` "
-    "`label_copy`: small models answer different prompts alike). A principled fix, not done "
-    "here: on sampled tasks (temperature > 0, a fresh seed each), an answer identical to one "
-    "seen for another prompt whose probability under the reference is tiny (say < 1e-6) cannot "
-    "come from an honest sampler twice; flag it even when it is plausible. The replayer's first "
-    "answer is honest (its cache is empty), so it also earns a little until the EMA forgets it. "
-    "With the default experts one validator still gave the replayer 0.19 of its weights at the end (its EMA remembers the honest first answer and the few stale answers that passed); Yuma's consensus clip paid it nothing because the other validator gave it 0. With a single validator, or a majority agreeing, it would have been paid.",
-    "- **Copycat** cannot relay on a localnet: honest miners admit validators only, so its relay "
-    "gets `403 not_validator` and it fails every query (reason `error`); admission, not "
-    "verification, is the defence against relaying. (Its own server answers those failures "
-    "with a 500 from an unhandled exception; it is a cheater, so that only costs it.)",
-    "- **Slow miners slow the validator's steps.** A validator step waits for every miner it "
-    "queried, so one dripping or hanging miner stretches every step to the 30 s query timeout. "
-    "Weights no longer depend on it: they are checked every two blocks by a task of their own "
-    "(found by this run: 30 s steps phase-locked to a 15 s tempo once starved weight setting; "
-    "`tests/validator/test_run_weights.py` now covers that case). The localnet cheater run "
-    "keeps a 70 s tempo so each tempo still holds a few scoring steps.",
-    "- **Gateway under 200 streams** on 2 shared cores: TTFT is seconds (every token of 200 "
-    "streams is computed on these cores, in the same process as the clients); when every miner "
-    "looks busy the gateway refuses with a clean `503 no_miners` + `Retry-After` (seen in one "
-    "of four manual runs, 25 of 200 on a first try). Miners log a traceback (`Cannot write to "
-    "closing transport`) when the gateway drops a hedged request mid-stream "
-    "(`subnet/miner/app.py`): harmless, but noisy.",
+    "- **One engine behind several hotkeys** earns one engine's pay only when a validator probes "
+    "those hotkeys in the same window (each probe asks for the miner's whole declared capacity, "
+    "so they split its batch). A validator that samples a subset of miners per step may probe "
+    "them in different windows, where each finds the engine idle. Organic traffic, routed by "
+    "measured load, does not have that gap.",
+    "- **Copycat** relays to an honest miner on a localnet and gets `403 not_validator`: honest "
+    "miners admit validators only. Admission, not verification, is the defence against relaying "
+    "(a relayed answer that does get through is verified like any other).",
+    "- **Gateway under many concurrent streams** on 2 shared cores: time to first token grows to "
+    "seconds (every token is computed on these cores, in the same process as the clients); when "
+    "every miner looks busy the gateway refuses with a clean `503 no_miners` + `Retry-After` "
+    "(see the load table for the measured outcome counts).",
+    "- **Shutdown under load**: on 2 cores shared by a chain, validators and a score of miner "
+    "processes, a neuron may not finish draining within the localnet's grace period and is "
+    "killed; state is saved every step, so a killed validator resumes from its last step.",
 ]
 
 

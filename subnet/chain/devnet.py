@@ -74,7 +74,8 @@ async def bootstrap_subnet(
         from subnet.chain import dev_sudo_keypair
 
         faucet = dev_sudo_keypair()
-    await fund(client, chain, faucet, [w.coldkeypub.ss58_address for w in everyone], fund_tao)
+    if fund_tao > 0:  # 0: the wallets were funded otherwise (at genesis)
+        await fund(client, chain, faucet, [w.coldkeypub.ss58_address for w in everyone], fund_tao)
     created = _check(await client.execute(bt.RegisterSubnet(), owner), "register subnet")
     netuid = int(created.data["netuid"])
     _check(await client.execute(bt.StartCall(netuid=netuid), owner), "start subnet")

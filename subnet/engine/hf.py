@@ -457,7 +457,10 @@ class HFEngine:
             self._inflight -= 1
         if not seq.stopped and seq.out:
             # Text held back by the incremental decoder (an unfinished character) goes out now.
-            seq.text = self.tokenizer.decode(seq.out, skip_special_tokens=True)
+            # An end-of-sequence id is no text, even one that is not a special token (a model
+            # listing several EOS ids, as Llama-3- and Qwen2.5-Instruct do).
+            ids = seq.out[:-1] if reason == "eos" else seq.out
+            seq.text = self.tokenizer.decode(ids, skip_special_tokens=True)
         if reason in ("eos", "stop", "length"):
             self._emit(seq, final=True)
         self._outbox.append((seq.handle, seq.response(self.card.model_id, reason)))

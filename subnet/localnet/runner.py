@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import bittensor as bt
 
+from subnet.chain.devnet import FUND_TAO
 from subnet.localnet import history as hist
 from subnet.localnet.config import LocalnetConfig
 from subnet.localnet.mixture import (
@@ -111,10 +112,14 @@ class Localnet:
     async def _start_chain(self) -> None:
         cfg, lay = self.config, self.layout
         genesis = lay.data_dir / "genesis.toml"
+        # Every wallet funded at genesis: a faucet transfer each would cost a block apiece.
+        names = ["owner", *(n.name for n in lay.neurons)]
+        funded = {_wallet(lay.wallet_dir, n).coldkeypub.ss58_address: FUND_TAO for n in names}
         genesis.write_text(
             "# written by dmoe localnet\n"
             f"[chain]\nblock_time = {cfg.block_time}\n\n"
-            f"[subnet]\ntempo = {cfg.tempo}\nweights_rate_limit = {max(1, cfg.tempo // 2)}\n"
+            f"[subnet]\ntempo = {cfg.tempo}\nweights_rate_limit = {max(1, cfg.tempo // 2)}\n\n"
+            "[balances]\n" + "".join(f'"{k}" = {v}\n' for k, v in funded.items())
         )
         self.procs.start(
             "chain",
@@ -153,7 +158,7 @@ class Localnet:
         validators = [wallets[n.name] for n in lay.neurons if n.role == "validator"]
         miners = [wallets[n.name] for n in lay.neurons if n.role == "miner"]
         lay.netuid = await bootstrap_subnet(
-            client, None, owner, validators, miners, stake_tao=self.config.stake_tao
+            client, None, owner, validators, miners, stake_tao=self.config.stake_tao, fund_tao=0
         )
         lay.save()
 

@@ -18,7 +18,7 @@ from collections.abc import Collection
 
 import torch
 
-from subnet.engine.scoring import padded_logits
+from subnet.engine.scoring import logit_chunks
 from subnet.validator.verify import Reference, Simulated
 
 # A token this close to the nucleus boundary (cumulative probability) still counts as inside:
@@ -36,53 +36,97 @@ def reference_prefill(
     top_ps: list[float],
     eos_ids: Collection[int] | int,
     max_context: int,
+    max_rows: int | None = None,
 ) -> list[Reference]:
     """One forward over every prompt + answer; a Reference per answer.
 
-    The logits at the last answer token give the end-of-sequence probability after it, so
-    nothing is appended (`max_context` bounds what the caller may pass, not checked here).
+    Logits come a bounded chunk of positions at a time (`logit_chunks`), so memory stays at one
+    chunk x vocabulary however long the answers (a 150k-token vocabulary at 8k tokens would be
+    gigabytes at once). The logits at the last answer token give the end-of-sequence probability
+    after it, so nothing is appended (`max_context` bounds what the caller may pass, not checked
+    here).
     """
-    eos = torch.tensor(sorted({eos_ids} if isinstance(eos_ids, int) else set(eos_ids)))
+    eos_set = sorted({eos_ids} if isinstance(eos_ids, int) else set(eos_ids))
     seqs = [[*p, *a] for p, a in zip(prompts, answers, strict=True)]
-    logits = padded_logits(model, seqs)
-    eos = eos.to(logits.device)
-    out = []
-    for i, (p, a) in enumerate(zip(prompts, answers, strict=True)):
-        n, start = len(a), len(p)
-        rows = logits[i, start - 1 : start + n].float()  # row j predicts answer token j
-        logp = torch.log_softmax(rows, dim=-1)
-        target = torch.tensor(a, dtype=torch.long, device=rows.device)
-        chosen = logp[:n].gather(1, target[:, None])[:, 0]
-        top1 = logp[:n].max(dim=-1).values
-        ranks = (logp[:n] > chosen[:, None]).sum(dim=1)
-        end_lp = torch.logsumexp(logp[:, eos], dim=-1)  # n + 1 rows: after the last token too
-        sampled = _sampling(rows[:n], logp[:n], target, eos, temperatures[i], top_ps[i])
-        out.append(
-            Reference(
-                logprobs=tuple(chosen.tolist()),
-                ranks=tuple(ranks.tolist()),
-                top1_logprobs=tuple(top1.tolist()),
-                eos_logprobs=tuple(end_lp[:n].tolist()),
-                final_eos_logprob=float(end_lp[n]),
-                **sampled,
+    # Row j of answer i predicts answer token j; row n predicts what follows the answer.
+    spans = [(len(p) - 1, len(p) + len(a)) for p, a in zip(prompts, answers, strict=True)]
+    parts: list[list[dict]] = [[] for _ in seqs]
+    eos = None
+    for i, pos, logits in logit_chunks(model, seqs, spans, max_rows):
+        if eos is None:
+            eos = torch.tensor(eos_set, device=logits.device)
+        n, first = len(answers[i]), pos - spans[i][0]  # answer rows in this chunk: first ..
+        logp = torch.log_softmax(logits, dim=-1)
+        k = max(0, min(logp.shape[0], n - first))  # rows that predict an answer token
+        target = torch.tensor(answers[i][first : first + k], dtype=torch.long, device=logp.device)
+        chosen = logp[:k].gather(1, target[:, None])[:, 0]
+        part = {
+            "chosen": chosen.tolist(),
+            "top1": logp[:k].max(dim=-1).values.tolist(),
+            "ranks": (logp[:k] > chosen[:, None]).sum(dim=1).tolist(),
+            "end": torch.logsumexp(logp[:, eos], dim=-1).tolist(),
+        }
+        if k:
+            part["sampled"] = _sampling(
+                logits[:k], logp[:k], target, eos, temperatures[i], top_ps[i]
             )
-        )
-    return out
+        parts[i].append(part)
+        del logits, logp
+    return [_reference(ps, len(a)) for ps, a in zip(parts, answers, strict=True)]
+
+
+def _reference(parts: list[dict], n: int) -> Reference:
+    """One answer's Reference from its chunks (in order)."""
+    end = [x for p in parts for x in p["end"]]
+    sampled = [p["sampled"] for p in parts if p.get("sampled")]
+    merged: dict = {}
+    if sampled:
+        for key in SUMMED:
+            merged[key] = sum(s[key] for s in sampled)
+        merged["sample_logprobs"] = tuple(x for s in sampled for x in s["sample_logprobs"])
+        merged["end_logprob"] = sampled[-1]["end_logprob"]  # at the last answer position
+    return Reference(
+        logprobs=tuple(x for p in parts for x in p["chosen"]),
+        ranks=tuple(int(x) for p in parts for x in p["ranks"]),
+        top1_logprobs=tuple(x for p in parts for x in p["top1"]),
+        eos_logprobs=tuple(end[:n]),
+        final_eos_logprob=float(end[n]),
+        **merged,
+    )
+
+
+# Per-answer sums of `_sampling` that add up over chunks.
+SUMMED = (
+    "expected_logprob",
+    "logprob_var",
+    "clipped_dev",
+    "clipped_var",
+    "outside_nucleus",
+    "top1_expected",
+    "top1_var",
+)
 
 
 @torch.inference_mode()
-def simulate(model, prompts: list[list[int]], answers: list[list[int]]) -> list[Simulated]:
+def simulate(
+    model, prompts: list[list[int]], answers: list[list[int]], max_rows: int | None = None
+) -> list[Simulated]:
     """What an honest miner serving `model` claims for each answer: the raw log-probability
-    of each returned token and of the argmax at its position."""
+    of each returned token and of the argmax at its position (chunked like the prefill)."""
     seqs = [[*p, *a] for p, a in zip(prompts, answers, strict=True)]
-    logits = padded_logits(model, seqs)
-    out = []
-    for i, (p, a) in enumerate(zip(prompts, answers, strict=True)):
-        logp = torch.log_softmax(logits[i, len(p) - 1 : len(p) + len(a) - 1].float(), -1)
-        target = torch.tensor(a, dtype=torch.long, device=logp.device)
-        chosen = logp.gather(1, target[:, None])[:, 0]
-        out.append(Simulated(tuple(chosen.tolist()), tuple(logp.max(-1).values.tolist())))
-    return out
+    spans = [(len(p) - 1, len(p) + len(a) - 1) for p, a in zip(prompts, answers, strict=True)]
+    chosen: list[list[float]] = [[] for _ in seqs]
+    top1: list[list[float]] = [[] for _ in seqs]
+    for i, pos, logits in logit_chunks(model, seqs, spans, max_rows):
+        first = pos - spans[i][0]
+        logp = torch.log_softmax(logits, dim=-1)
+        target = torch.tensor(
+            answers[i][first : first + logp.shape[0]], dtype=torch.long, device=logp.device
+        )
+        chosen[i] += logp.gather(1, target[:, None])[:, 0].tolist()
+        top1[i] += logp.max(-1).values.tolist()
+        del logits, logp
+    return [Simulated(tuple(c), tuple(t)) for c, t in zip(chosen, top1, strict=True)]
 
 
 def _sampling(rows, logp, target, eos, temperature: float, top_p: float) -> dict:

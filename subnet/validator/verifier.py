@@ -146,27 +146,37 @@ class Item:
 
 
 class RecentOutputs:
-    """Bounded map: hash of an answer's tokens -> the request (`request_key`) it answered."""
+    """Bounded map: hash of an answer's tokens -> the request (`request_key`) it answered, and
+    that request's seed."""
 
     def __init__(self, max_entries: int = 8192):
         self.max_entries = max_entries
-        self._seen: OrderedDict[bytes, bytes] = OrderedDict()
+        self._seen: OrderedDict[bytes, tuple[bytes, int | None]] = OrderedDict()
 
     @staticmethod
     def _key(ids) -> bytes:
         return hashlib.blake2b(repr(tuple(ids)).encode(), digest_size=16).digest()
 
-    def seen_elsewhere(self, request: bytes | Sequence[int], output_ids) -> bool:
-        """True if the same output was seen for a different request; records this one.
-        `request` is a `request_key` (or, as before, the prompt's token ids)."""
+    def seen_elsewhere(
+        self, request: bytes | Sequence[int], output_ids, seed: int | None = None
+    ) -> str | None:
+        """Whether the same output was seen for a different request (recording this one):
+        None (not seen elsewhere), "independent" (the two drew independent randomness: another
+        seed, or no seed on either) or "same_seed". `request` is a `request_key` (or, as
+        before, the prompt's token ids)."""
         req_key = request if isinstance(request, bytes) else self._key(request)
         out_key = self._key(output_ids)
         prior = self._seen.get(out_key)
         if prior is None:
-            self._seen[out_key] = req_key
+            self._seen[out_key] = (req_key, seed)
             while len(self._seen) > self.max_entries:
                 self._seen.popitem(last=False)
-        return prior is not None and prior != req_key
+            return None
+        prior_key, prior_seed = prior
+        if prior_key == req_key:
+            return None
+        same = seed is not None and seed == prior_seed
+        return "same_seed" if same else "independent"
 
 
 def simulated_dtype(miner: str, validator: str) -> str | None:
@@ -198,7 +208,7 @@ class Verifier:
         """Verdicts in the order of `items` (which should be the order answers arrived in)."""
         verdicts: list[Verdict | None] = [None] * len(items)
         pending: dict[str, list[tuple[int, list[int]]]] = {}
-        copies: dict[int, bool] = {}
+        copies: dict[int, str | None] = {}
         expected: dict[int, str] = {}
         fallback = next(iter(self.registry.experts.values()))
         for i, item in enumerate(items):
@@ -216,7 +226,9 @@ class Verifier:
                 verdicts[i] = Verdict.fail("bad_shape", "prompt + answer exceed the context")
                 continue
             texts = answer_texts(tok, req, resp)
-            copied = self.recent.seen_elsewhere(request_key(prompt, req), ids) if ids else False
+            copied = (
+                self.recent.seen_elsewhere(request_key(prompt, req), ids, req.seed) if ids else None
+            )
             verdicts[i] = precheck(
                 req,
                 resp,
@@ -246,7 +258,8 @@ class Verifier:
                     sim=sims.get(i),
                     noise_floor=pair.noise_floor,
                 )
-                v = label_copy(v, copies.get(i, False), pair.answer)
+                copy = copies.get(i)
+                v = label_copy(v, copy is not None, pair.answer, independent=copy == "independent")
                 verdicts[i] = check_text(v, item.response.text, expected[i])
         return [v if v is not None else Verdict.fail("error", "not verified") for v in verdicts]
 

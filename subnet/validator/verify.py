@@ -393,11 +393,18 @@ def check_reference(
     return Verdict(True, "ok", "", stats)
 
 
-def label_copy(v: Verdict, copied: bool, th: Thresholds = Thresholds()) -> Verdict:
+def label_copy(
+    v: Verdict, copied: bool, th: Thresholds = Thresholds(), *, independent: bool = True
+) -> Verdict:
     """An answer identical to one given for another request is a copy when it also failed (the
     copy is the root cause), or when an honest sampler would repeat it with negligible
     probability. Identical greedy answers alone are no proof: small models answer different
-    prompts alike ("= = =", blank lines), and the declared model's own answer passes."""
+    prompts alike ("= = =", blank lines), and the declared model's own answer passes.
+
+    `independent`: the two requests drew independent randomness (different seeds, or no seed).
+    Under one seed an honest sampler's draws are the same noise whatever the prompt (Gumbel or
+    inverse-CDF sampling), so near-flat distributions give the same tokens for different
+    prompts: improbability then proves nothing."""
     if not copied:
         return v
     if not v.ok and v.reason in ("implausible_tokens", "logprob_mismatch"):
@@ -405,7 +412,7 @@ def label_copy(v: Verdict, copied: bool, th: Thresholds = Thresholds()) -> Verdi
             "copycat", f"identical to an answer to another request; {v.detail}", **v.stats
         )
     lq = v.stats.get("sample_logprob")
-    if v.ok and lq is not None and lq < th.copy_max_logprob:
+    if v.ok and independent and lq is not None and lq < th.copy_max_logprob:
         return Verdict.fail(
             "copycat",
             f"identical to an answer to another request; an honest sampler repeats it with "

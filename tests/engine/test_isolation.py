@@ -148,10 +148,6 @@ def test_two_eos_ids_end_engine_and_honest_answers(two_eos):
     assert list(honest.token_ids) == want and honest.finish_reason == "eos"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the verifier still reads tokenizer.eos_token_id (item 2, verifier side, in progress)",
-)
 def test_two_eos_answers_verify(two_eos):
     from subnet.validator.verifier import ExpertRegistry, Item, Verifier
 

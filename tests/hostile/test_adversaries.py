@@ -51,7 +51,8 @@ EXPECTED = {
     },
     # Padding every answer to max_tokens can outlast the query timeout on a loaded machine.
     "pad_eos": {"skipped_eos", "timeout"},
-    "burst": {"buffered"},
+    # It holds every answer for seconds: on a loaded machine that can outlast the timeout.
+    "burst": {"buffered", "timeout"},
     "lie_usage": {"bad_shape"},
     # Serves the honest math weights: when its tokens equal the honest miner's answer to another
     # prompt, the failed answer is labelled a copy before the logprob check names the lie.
@@ -157,7 +158,10 @@ async def test_each_cheat_is_caught_with_its_reason(network, caplog):
         caught = [r for r in seen[name] if r != "ok"]
         allowed_ok = {"copycat": STEPS - 1, "replay": STEPS - 1, "refuse_after": 1}.get(name, 0)
         assert len(caught) >= STEPS - allowed_ok, (name, seen[name])
-        assert set(caught) <= EXPECTED[name], (name, seen[name])
+        # A timeout scores zero too; on a loaded machine any cheat that holds or pads its answers
+        # may hit one. At least one verdict must name the cheat's own reason.
+        assert set(caught) - {"timeout"} <= EXPECTED[name], (name, seen[name])
+        assert set(caught) & EXPECTED[name], (name, seen[name])
         uid = infos[name].uid
         assert any(f"uid {uid} " in m and "scored 0" in m for m in caplog.messages), name
     burst_log = [m for m in caplog.messages if f"uid {infos['burst'].uid} " in m]
