@@ -15,7 +15,6 @@ drop the producing expert's entry before `Gate.observe` (the others' readings ar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections import deque
@@ -73,7 +72,7 @@ class GateTrainer:
     """Feeds the gate from what the validator sees anyway, off the event loop and bounded.
 
     `offer(text)` queues a prompt (a task's, or an organic request's after its answer was
-    verified); `train_once()` measures up to `per_batch` of the newest queued prompts on every
+    verified); `train_once()` (the scoring loop's, once a step) measures up to `per_batch` of the newest queued prompts on every
     reference expert in a worker thread and folds them into the gate on the event loop (the
     gate is read by `rank` there, so it is never mutated from another thread). At most
     `max_pending` prompts wait; older ones are dropped: the gate wants recent traffic, not all
@@ -102,16 +101,10 @@ class GateTrainer:
         self.failures = 0
         # weights hash -> (prompts the gate routed to it, mean measured quality on them)
         self.quality: dict[str, tuple[int, float]] = {}
-        self._task: asyncio.Task | None = None
 
     def offer(self, text: str) -> None:
         if text and text.strip():
             self.pending.append(text)
-
-    def kick(self) -> None:
-        """Start one `train_once` in the background unless one is running (never waits)."""
-        if self.pending and (self._task is None or self._task.done()):
-            self._task = asyncio.create_task(self.train_once(), name="gate-train")
 
     async def train_once(self) -> int:
         """Measure and learn from up to `per_batch` queued prompts; returns observations made."""
@@ -159,9 +152,3 @@ class GateTrainer:
                 "quality": quality,
             }
         return out
-
-    async def stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

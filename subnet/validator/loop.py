@@ -251,7 +251,9 @@ class Validator:
         for item, verdict in zip(items, verdicts, strict=True):
             if verdict.ok:
                 self.gate_trainer.offer(prompt_text(item.request))
-        self.gate_trainer.kick()  # in the background: at most one batch of prompts per step
+        # One bounded batch per step, beside verification (model work in a thread): never while
+        # the next probes stream, whose timing judgements a busy interpreter would blur.
+        await self.gate_trainer.train_once()
 
         for uid, probe in done.items():
             if uid not in self.miners:  # left the subnet while we asked
@@ -478,7 +480,6 @@ class Validator:
             await asyncio.gather(*self._probing.values(), return_exceptions=True)
             self._probing.clear()
             await self.lag.stop()
-            await self.gate_trainer.stop()
             self.save_traffic()
 
     async def _weights_loop(self, stop: asyncio.Event) -> None:

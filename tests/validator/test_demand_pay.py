@@ -69,7 +69,6 @@ async def test_incentive_share_tracks_routed_demand(
         await v.step()
     finally:
         await gw.stop()
-        await v.gate_trainer.stop()
 
     weights = v.weight_vector()
     assert set(weights) == {1, 2, 3, 4}, weights  # every expert's miner is paid something
