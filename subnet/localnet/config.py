@@ -14,7 +14,8 @@ DEFAULT_DATA_DIR = Path(".data/localnet")
 @dataclass(frozen=True)
 class LocalnetConfig:
     data_dir: Path = DEFAULT_DATA_DIR  # chain db, wallets, logs, validator state, history, plot
-    miners: int = 3  # honest miners; they alternate the offline experts (code, math, code, ...)
+    miners: int = 4  # honest miners; they take the offline experts in turn (code, math, general,
+    # data, code, ...): four cover the mixture
     validators: int = 2
     block_time: float = 0.25  # seconds per block (subtensor: 12)
     tempo: int = 20  # blocks per epoch
@@ -40,7 +41,7 @@ class LocalnetConfig:
 
 def add_localnet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="resumes from here")
-    p.add_argument("--miners", type=int, default=3)
+    p.add_argument("--miners", type=int, default=4, help="honest miners (4 cover every expert)")
     p.add_argument("--validators", type=int, default=2)
     p.add_argument("--block-time", type=float, default=0.25, help="seconds per block")
     p.add_argument("--tempo", type=int, default=20, help="blocks per epoch")
@@ -60,7 +61,7 @@ def add_localnet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--users-mix",
         default="",
-        help="share of each domain in user prompts, e.g. math=3,code=1 (default: even)",
+        help="share of each domain in user prompts, e.g. math=8,code=1 (default: even)",
     )
     p.add_argument(
         "--adversaries",

@@ -40,6 +40,7 @@ class NetView:
     epochs_done: int
     epochs_target: int | None
     rows: tuple[DashRow, ...]
+    experts: tuple = ()  # subnet.localnet.mixture.ExpertRow per expert: the mixture's view
     note: str = ""
 
 
@@ -86,6 +87,27 @@ def render(view: NetView) -> Group:
             f"{r.stake_rao / 1e9:,.0f}",
         )
     parts = [head, table]
+    if view.experts:
+        parts.append(_experts_table(view.experts))
     if view.note:
         parts.append(Text(view.note, style="dim"))
     return Group(*parts)
+
+
+def _experts_table(experts) -> Table:
+    """Per expert: users routed to it, its share of demand, quality, and its miners' pay."""
+    t = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
+    for col in ("expert", "miners", "routed", "demand", "ok", "quality", "incent"):
+        t.add_column(col, justify="left" if col == "expert" else "right", no_wrap=True)
+    pct = lambda v: "-" if v is None else f"{v:.0%}"  # noqa: E731
+    for e in experts:
+        t.add_row(
+            e.expert,
+            str(e.miners),
+            pct(e.routed_share),
+            pct(e.demand_share),
+            pct(e.pass_rate),
+            _num(e.quality, ".2f"),
+            pct(e.incentive_share),
+        )
+    return t

@@ -111,14 +111,19 @@ def load(path: Path) -> list[EpochRow]:
     ]
 
 
-def plot(history: list[EpochRow], path: Path) -> Path:
-    """Two panels, incentive and emission (alpha) per uid over epochs, written as a PNG."""
+def plot(history: list[EpochRow], path: Path, experts: tuple = ()) -> Path:
+    """Incentive and emission (alpha) per uid over epochs, and with `experts` (the mixture's
+    `ExpertRow`s) the routing view: per expert, routed share of users beside incentive share."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_i, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
+    if experts:
+        fig, (ax_i, ax_e, ax_r) = plt.subplots(1, 3, figsize=(16, 4.2))
+        _routing_panel(ax_r, experts)
+    else:
+        fig, (ax_i, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
     labels: dict[int, str] = {}
     for r in history:
         for u in r.uids:
@@ -154,3 +159,22 @@ def plot(history: list[EpochRow], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _routing_panel(ax, experts: tuple) -> None:
+    """Bars per expert: share of users routed to it, of demand, and of miner incentive."""
+    names = [e.expert for e in experts]
+    x = range(len(names))
+    series = (
+        ("routed (users)", [e.routed_share or 0.0 for e in experts]),
+        ("demand (validators)", [e.demand_share or 0.0 for e in experts]),
+        ("incentive", [e.incentive_share for e in experts]),
+    )
+    width = 0.8 / len(series)
+    for k, (label, values) in enumerate(series):
+        ax.bar([i + (k - 1) * width for i in x], values, width, label=label)
+    ax.set_xticks(list(x), names)
+    ax.set_ylabel("share")
+    ax.set_title("routing: share per expert")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")

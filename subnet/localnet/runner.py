@@ -30,6 +30,12 @@ import bittensor as bt
 from subnet.chain.devnet import FUND_TAO
 from subnet.localnet import history as hist
 from subnet.localnet.config import LocalnetConfig
+from subnet.localnet.mixture import (
+    mean_incentive_shares,
+    mixture_table,
+    tracking_gap,
+    with_incentive,
+)
 from subnet.localnet.procs import ProcessGroup
 from subnet.localnet.view import LocalnetLayout, NeuronInfo, collect_view, epoch_row
 
@@ -64,6 +70,7 @@ class Localnet:
     epochs_this_run: int = 0
     emission_per_block: int = 0  # alpha rao the chain mints per block for the subnet (genesis)
     users: Any = None  # the simulated users' stats (subnet.localnet.users.UserStats)
+    experts: tuple = ()  # the last view's per-expert rows (subnet.localnet.mixture.ExpertRow)
 
     @classmethod
     def create(cls, config: LocalnetConfig) -> Localnet:
@@ -90,6 +97,7 @@ class Localnet:
                 await self._publish_registry(client)
                 await self._start_neurons()
                 users = self._users()
+                self.users = users.stats  # live: the dashboard shows routed shares as they come
                 stop_users = asyncio.Event()
                 load = asyncio.create_task(users.run(stop_users), name="users")
                 try:
@@ -97,7 +105,6 @@ class Localnet:
                 finally:
                     stop_users.set()
                     await asyncio.wait_for(load, 90)
-                    self.users = users.stats
         finally:
             await self.procs.stop_all()
         return self._finish()
@@ -240,7 +247,11 @@ class Localnet:
                     if last_step is None or mg.last_step != last_step:
                         prev = mg
                     last_step = mg.last_step
-                    view = await collect_view(mg, self.layout, http, epochs, self.config.epochs)
+                    routed = self.users.by_uid if self.users is not None else None
+                    view = await collect_view(
+                        mg, self.layout, http, epochs, self.config.epochs, routed
+                    )
+                    self.experts = view.experts
                     if live is not None:
                         live.update(render(view))
                     self.epochs_this_run = epochs
@@ -260,7 +271,10 @@ class Localnet:
             ran = self.history[-max(1, self.epochs_this_run) :]
             summary.checks += cheat_checks(ran[-1], reasons_from_logs(logs), settled(ran))
         if self.history:
-            hist.plot(self.history, lay.data_dir / "incentive.png")
+            # The run's epochs, not the last one alone: one epoch's incentive is noisy.
+            run = self.history[-max(1, self.epochs_this_run) :]
+            self.experts = with_incentive(self.experts, mean_incentive_shares(run))
+            hist.plot(self.history, lay.data_dir / "incentive.png", self.experts)
         return summary
 
     @staticmethod
@@ -300,6 +314,10 @@ def write_report(net: Localnet, summary: hist.Summary, seconds: float) -> str:
                 f"{u.uid:>4} {u.role:<10} {u.label:<26} {u.incentive:>9.3f} {u.dividends:>9.3f} {u.emission_rao / 1e9:>11.3f}"
             )
         lines.append("")
+    if net.experts:
+        lines.append(mixture_table(net.experts))
+        lines.append("(routed: users' answers; incentive: share of miner incentive, run's mean)")
+        lines.append("")
     for what, ok, detail in summary.checks:
         lines.append(f"  [{'ok' if ok else 'FAIL'}] {what}: {detail}")
     lines += [
@@ -317,6 +335,8 @@ def write_report(net: Localnet, summary: hist.Summary, seconds: float) -> str:
                 "seconds": round(seconds, 1),
                 "checks": [{"what": w, "ok": o, "detail": d} for w, o, d in summary.checks],
                 "users": net.users.to_dict() if net.users is not None else None,
+                "experts": [e.to_dict() for e in net.experts],
+                "pay_tracking_gap": tracking_gap(net.experts),
             },
             indent=1,
         )

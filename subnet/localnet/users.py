@@ -50,6 +50,14 @@ PROMPTS: dict[str, tuple[str, ...]] = {
         "Why do leaves change colour in autumn?",
         "Describe a quiet morning in a small town.",
     ),
+    "data": (
+        '{"name": "Ada", "roles": ["admin", "editor"], "active": ',
+        "SELECT name, total FROM orders WHERE total > 100 ORDER BY",
+        "Convert this CSV to JSON:\nid,city,population\n1,Oslo,709000\n",
+        "$ cat events.log | grep error | cut -d' ' -f2 | sort | uniq -c",
+        "Write a SQL query that counts users per country.",
+        "services:\n  web:\n    image: nginx\n    ports:\n",
+    ),
 }
 # Common client settings: the default (temperature 1), chat apps' 0.7, deterministic 0.
 TEMPERATURES = (None, None, 0.7, 0.0)

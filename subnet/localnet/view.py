@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,12 @@ import aiohttp
 from subnet.localnet import history as hist
 from subnet.localnet.config import LocalnetConfig
 from subnet.localnet.dashboard import DashRow, NetView
+from subnet.localnet.mixture import expert_rows, merge_status
 
 log = logging.getLogger(__name__)
 
-EXPERT_CYCLE = ("code", "math")
+# Honest miners take the experts in turn: four miners (the default) cover the whole mixture.
+EXPERT_CYCLE = ("code", "math", "general", "data")
 LOCALNET_API_KEY = "sk-localnet"  # the gateways' API key on a localnet (printed in the summary)
 
 
@@ -110,12 +112,15 @@ class LocalnetLayout:
             )
             for i in range(cfg.miners)
         ]
+        # Cheaters serve the experts honest miners serve: each is judged beside honest work on
+        # its own expert (and an expert nobody honest serves would hand them a whole pool).
+        honest = EXPERT_CYCLE[: max(1, min(cfg.miners, len(EXPERT_CYCLE)))]
         neurons += [
             NeuronInfo(
                 f"cheat-{name}",
                 "miner",
                 free_port(),
-                expert=EXPERT_CYCLE[i % len(EXPERT_CYCLE)],
+                expert=honest[i % len(honest)],
                 adversary=name,
             )
             for i, name in enumerate(cfg.adversaries)
@@ -278,9 +283,9 @@ def epoch_row(
     )
 
 
-async def _validator_stats(http: aiohttp.ClientSession, layout: LocalnetLayout) -> dict[str, dict]:
-    """Per-miner-hotkey stats merged over validators, from each gateway's public /v1/status."""
-    merged: dict[str, dict] = {}
+async def _statuses(http: aiohttp.ClientSession, layout: LocalnetLayout) -> list[dict]:
+    """Each validator gateway's public /v1/status (those that answer)."""
+    out = []
     for n in layout.neurons:
         if n.role != "validator":
             continue
@@ -292,6 +297,15 @@ async def _validator_stats(http: aiohttp.ClientSession, layout: LocalnetLayout) 
                 data = await r.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
+
+
+def _validator_stats(statuses: list[dict]) -> dict[str, dict]:
+    """Per-miner-hotkey stats merged over validators."""
+    merged: dict[str, dict] = {}
+    for data in statuses:
         for hk, s in (data.get("miners") or {}).items():
             m = merged.setdefault(hk, {"requests": 0, "verified": 0, "tps": [], "score": []})
             m["requests"] += int(s.get("requests", 0))
@@ -303,10 +317,29 @@ async def _validator_stats(http: aiohttp.ClientSession, layout: LocalnetLayout) 
     return merged
 
 
+def _expert_of_model(statuses: list[dict], layout: LocalnetLayout) -> dict[str, str]:
+    """Model id (as validators report it) -> the localnet's expert name, via miner hotkeys."""
+    by_hotkey = layout.by_hotkey()
+    out = {}
+    for data in statuses:
+        for hk, s in (data.get("miners") or {}).items():
+            n = by_hotkey.get(hk)
+            if n is not None and s.get("expert"):
+                out[str(s["expert"])] = n.expert
+    return out
+
+
 async def collect_view(
-    mg: Any, layout: LocalnetLayout, http: aiohttp.ClientSession, epochs: int, target: int
+    mg: Any,
+    layout: LocalnetLayout,
+    http: aiohttp.ClientSession,
+    epochs: int,
+    target: int,
+    routed: Mapping[int, int] | None = None,
 ) -> NetView:
-    stats = await _validator_stats(http, layout)
+    """The dashboard's data; `routed`: the simulated users' answers per serving uid."""
+    statuses = await _statuses(http, layout)
+    stats = _validator_stats(statuses)
     rows = []
     for nrn in mg.neurons:
         role, label, expert = _role(nrn.hotkey, layout)
@@ -328,6 +361,7 @@ async def collect_view(
                 serving=role not in ("miner", "cheater") or nrn.axon is not None,
             )
         )
+    experts_status = merge_status(statuses, _expert_of_model(statuses, layout))
     return NetView(
         netuid=mg.netuid,
         block=mg.block,
@@ -336,5 +370,6 @@ async def collect_view(
         epochs_done=epochs,
         epochs_target=target or None,
         rows=tuple(rows),
+        experts=expert_rows(rows, routed, experts_status),
         note=f"logs: {layout.log_dir}   Ctrl-C stops everything",
     )

@@ -14,8 +14,11 @@ drop the producing expert's entry before `Gate.observe` (the others' readings ar
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import math
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from subnet.engine.scoring import score_batch
@@ -63,3 +66,89 @@ def _tokens(expert: Any, text: Text) -> tuple[list[int], int] | None:
     if not c:
         return None
     return p + c, len(p)
+
+
+class GateTrainer:
+    """Feeds the gate from what the validator sees anyway, off the event loop and bounded.
+
+    `offer(text)` queues a prompt (a task's, or an organic request's after its answer was
+    verified); `train_once()` (the scoring loop's, once a step) measures up to `per_batch` of the newest queued prompts on every
+    reference expert in a worker thread and folds them into the gate on the event loop (the
+    gate is read by `rank` there, so it is never mutated from another thread). At most
+    `max_pending` prompts wait; older ones are dropped: the gate wants recent traffic, not all
+    of it. A failed measurement is logged and the batch skipped; the gate stays as it was.
+
+    Prompts alone, not (prompt, answer) pairs: every expert's likelihood of a prompt is a fair
+    reading, whereas an answer inflates its producer's, and dropping the producer would leave
+    each expert's model without the very prompts it is routed (its own domain).
+    """
+
+    def __init__(
+        self,
+        gate: Any,
+        registry: Any,
+        *,
+        domains: Callable[[], Mapping[str, Sequence[str]]] | None = None,
+        per_batch: int = 8,
+        max_pending: int = 64,
+    ) -> None:
+        self.gate = gate
+        self.registry = registry
+        self.domains = domains  # the experts' earned domains, for the gate's cold-start rule
+        self.per_batch = max(1, per_batch)
+        self.pending: deque[str] = deque(maxlen=max(1, max_pending))
+        self.observed = 0
+        self.failures = 0
+        # weights hash -> (prompts the gate routed to it, mean measured quality on them)
+        self.quality: dict[str, tuple[int, float]] = {}
+
+    def offer(self, text: str) -> None:
+        if text and text.strip():
+            self.pending.append(text)
+
+    async def train_once(self) -> int:
+        """Measure and learn from up to `per_batch` queued prompts; returns observations made."""
+        batch = [self.pending.pop() for _ in range(min(self.per_batch, len(self.pending)))]
+        if not batch:
+            return 0
+        try:
+            measured = await asyncio.to_thread(measure_quality, self.registry, batch)
+        except (RuntimeError, ValueError, IndexError) as err:  # a model or tokenizer failure
+            self.failures += 1
+            log.warning("gate training skipped %d prompts: %s: %s", len(batch), type(err), err)
+            return 0
+        domains = self.domains() if self.domains is not None else None
+        made = 0
+        for text, quality in zip(batch, measured, strict=True):
+            if not quality:
+                continue
+            # The routed expert's measured quality, read before the gate learns from it.
+            pick = self.gate.rank(text, domains or list(quality))[0][0]
+            q = quality.get(pick)
+            if q is not None and math.isfinite(q):
+                n, mean = self.quality.get(pick, (0, 0.0))
+                self.quality[pick] = (n + 1, mean + (q - mean) / (n + 1))
+            if self.gate.observe(text, quality, domains):
+                made += 1
+        self.observed += made
+        return made
+
+    def status(
+        self, earned: Mapping[str, Sequence[str]], demand: Mapping[str, float]
+    ) -> dict[str, dict[str, Any]]:
+        """Per reference expert (by model id): its earned domains and demand, the gate's
+        evidence, and the prompts the gate routed to it with their mean measured quality."""
+        experts: Mapping[str, Any] = getattr(self.registry, "experts", self.registry)
+        evidence = self.gate.evidence()
+        out = {}
+        for h, e in experts.items():
+            n, quality = self.quality.get(h, (0, None))
+            out[e.card.model_id] = {
+                "weights_hash": h,
+                "domains": list(earned.get(h, ())),
+                "demand": demand.get(h, 0.0),
+                "gate_observations": evidence.get(h, 0),
+                "routed_prompts": n,
+                "quality": quality,
+            }
+        return out

@@ -5,8 +5,9 @@
 are honoured or refused with a 400 naming them before any miner is asked (`oai_fields`); every
 error has OpenAI's shape (`oai_errors`). Bearer API keys from the flag, the environment or a
 reloaded file, each with a token bucket (429 with Retry-After) and its own counters in
-`/metrics` (`apikeys`). Each request's domain (see `openai_format`) picks the experts in order of
-measured fit, and the router the miners serving them; the first gets the request, a backup is
+`/metrics` (`apikeys`). The learned gate (`validator.gate`) ranks the experts for each prompt
+(a named domain: its experts by measured fit), and the router the miners serving them, and the
+verified prompts train the gate; the first miner gets the request, a backup is
 sent if no token arrives within the hedge delay (the loser is cancelled), and a miner dying
 mid-answer is replaced by the next one, which continues from the text already sent.
 
@@ -163,7 +164,8 @@ class Gateway:
         model = body.get("model") if isinstance(body.get("model"), str) else "auto"
         experts = {c.model_id: c.domains[0] for c in self._cards()}
         domain = oai.request_domain(model, req, experts)
-        order = self._order(domain, model if model in experts else None, req.max_tokens)
+        text = None if model in DOMAINS else oai.prompt_text(req)  # a named domain: its experts
+        order = self._order(domain, model if model in experts else None, req.max_tokens, text)
         if not order:
             return oai_error(
                 503, "no_miners", f"no miner can serve {domain!r} right now", retry_after=5
@@ -228,12 +230,18 @@ class Gateway:
             m.card for uid, m in self.ledger.miners.items() if self.ledger.expert(uid) is not None
         ]
 
-    def _order(self, domain: str, model_id: str | None, max_tokens: int = 1) -> list[int]:
+    def _order(
+        self, domain: str, model_id: str | None, max_tokens: int = 1, text: str | None = None
+    ) -> list[int]:
+        """Miners to try: a named model's, a named domain's experts by measured fit, or (the
+        `auto` model) the experts the learned gate ranks for the prompt `text`, best first."""
         candidates = self.ledger.candidates(model_id, max_tokens)
         if model_id is not None:
             preference = sorted({c.expert for c in candidates})
-        else:
+        elif text is None:
             preference = self.ledger.preference(domain)
+        else:
+            preference = self.v.route(text)
         if preference:
             self.ledger.note_demand(preference[0])  # what the user asked for, served or not
         return router.pick(
@@ -420,6 +428,8 @@ class Gateway:
         self.v.metrics.verdicts.labels(reason=verdict.reason).inc()
         if not verdict.ok:  # the loop's log format: localnet summaries count these
             log.warning("uid %d organic scored 0: %s %s", uid, verdict.reason, verdict.detail)
+        else:  # what users ask is what the gate must learn to route (the loop trains it)
+            self.v.gate_trainer.offer(oai.prompt_text(item.request))
         # Counted whatever domain it was routed under; a failure is a strike and a ban.
         greedy = item.request.temperature == 0
         sample = scoring.Sample(verdict.reason, stats=verdict.stats, greedy=greedy)

@@ -35,9 +35,12 @@ from subnet.miner import client as miner_client
 from subnet.net import SignedClient
 from subnet.validator import sampling, scoring, tasks
 from subnet.validator.config import ValidatorConfig
+from subnet.validator.gate import Gate
+from subnet.validator.gate_measure import GateTrainer
 from subnet.validator.lag import LoopLag
 from subnet.validator.ledger import Ledger
 from subnet.validator.metrics import ValidatorMetrics
+from subnet.validator.openai_format import prompt_text
 from subnet.validator.query import MinerInfo, QueryResult, query
 from subnet.validator.state import StateStore, ValidatorState
 from subnet.validator.traffic import TrafficProfile
@@ -95,6 +98,12 @@ class Validator:
         self.ledger = Ledger(self.state, cfg.scoring, cfg.router, verifier.table.evidence)
         self.ledger.set_experts(verifier.registry.fit, owner_domains)
         self.ledger.step_s = max(cfg.loop.step_s, 1e-3)
+        # The learned gate (`route`): saved beside the traffic profile, trained from the prompts
+        # of verified answers (tasks here, organic ones in the gateway).
+        self.gate = _load_gate(store)
+        self.gate_trainer = GateTrainer(
+            self.gate, verifier.registry, domains=lambda: self.ledger.earned
+        )
         self.client = client
         self.wallet = wallet
         self.setter = (
@@ -102,6 +111,7 @@ class Validator:
         )
         self.rng = random.Random(cfg.loop.seed)
         self._jitter = random.Random()  # weights-check timing only: keeps `rng` reproducible
+        self._demand_rng = random.Random(cfg.loop.seed)  # demand prompts' text, likewise
         self._last_refresh = 0.0
         self._probing: dict[int, asyncio.Task] = {}  # uid -> its probe still in flight
         self.lag = LoopLag()  # started with the first step (timing judgements need it)
@@ -238,6 +248,12 @@ class Validator:
         verdicts = await asyncio.to_thread(self.verifier.verify_many, items) if items else []
         report.verify_s = time.monotonic() - tv
         verdict_of = {(uid, i): v for (uid, i, _, _), v in zip(answered, verdicts, strict=True)}
+        for item, verdict in zip(items, verdicts, strict=True):
+            if verdict.ok:
+                self.gate_trainer.offer(prompt_text(item.request))
+        # One bounded batch per step, beside verification (model work in a thread): never while
+        # the next probes stream, whose timing judgements a busy interpreter would blur.
+        await self.gate_trainer.train_once()
 
         for uid, probe in done.items():
             if uid not in self.miners:  # left the subnet while we asked
@@ -336,15 +352,22 @@ class Validator:
                 lag=self.lag,
             )
 
+    def route(self, text: str) -> list[str]:
+        """Every verifiable expert (weights hash) for a prompt, best first: the learned gate,
+        over the registered experts whether or not a miner serves them now (demand must not
+        follow supply; the router skips experts nobody serves)."""
+        return [h for h, _ in self.gate.rank(text, self.ledger.earned)]
+
     def _note_task_demand(self) -> None:
         """Demand before (and beside) users: which expert the gate picks for a few prompts drawn
-        from the task mix, independent of which miners exist (demand must not follow supply)."""
+        from the task mix."""
         weight = self.cfg.scoring.synthetic_demand_weight
         if weight <= 0:
             return
         for _ in range(self.cfg.sampling.demand_prompts):
             domain = tasks.pick_domain(self.rng, tasks.DOMAINS, self.traffic)
-            preferred = self.ledger.preference(domain)
+            task = tasks.make_task(domain, self._demand_rng, self.traffic)
+            preferred = self.route(prompt_text(task.request))
             if preferred:
                 self.ledger.note_demand(preferred[0], weight)
 
@@ -357,6 +380,7 @@ class Validator:
             "last_weights_block": self.state.last_weights_block,
             "last_weights": {str(k): v for k, v in (self.state.last_weights or {}).items()},
             "demand": self.ledger.demand(),
+            "experts": self.gate_trainer.status(self.ledger.earned, self.ledger.demand()),
             "traffic": self.traffic.summary(),
             "miners": self.ledger.status(),
         }
@@ -385,11 +409,13 @@ class Validator:
             self.state.last_weights = vector
             self.state.last_weights_block = view.block
             self.store.save(self.state)
-            self.save_traffic()  # once a tempo: it is large and changes slowly
+            self.save_traffic()  # once a tempo: they are large and change slowly
         return outcome.ok
 
     def save_traffic(self) -> None:
+        """The side files: the traffic profile and the learned gate."""
         self.store.save_side("traffic", self.traffic.to_dict())
+        self.store.save_side("gate", self.gate.to_dict())
 
     async def _epoch_view(self, netuid: int) -> EpochView:
         mg = await self.client.subnets.metagraph(netuid, commitments=False)
@@ -473,6 +499,19 @@ class Validator:
             # checks to one point of the tempo (a fast local chain: 0.5 s = 10 blocks = a tempo).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period * (0.5 + self._jitter.random()))
+
+
+def _load_gate(store: StateStore) -> Gate:
+    """The saved gate; a damaged one is replaced by a fresh gate (which starts from the
+    rule), with a log line either way."""
+    gate = Gate.from_dict(store.load_side("gate"))
+    log.info(
+        "gate: %d expert models, %d observations, %s",
+        len(gate.heads),
+        gate.steps,
+        "learned ranking trusted" if gate.trusted() else "rule cold start",
+    )
+    return gate
 
 
 def _stake_share(neurons, own_hotkey: str) -> float:

@@ -73,8 +73,9 @@ def test_demo_command_runs_a_whole_subnet(tmp_path, tiny_experts):
                 env=env,
             )
             # A short run may finish (and stop its chain) while `dmoe status` is still starting
-            # on a busy machine; the view is only judged when the localnet was still there.
-            if st.returncode == 0 or proc.poll() is None:
+            # on a busy machine; the view is only judged when the localnet was still there
+            # (its process may outlive its chain by the seconds the summary and plot take).
+            if st.returncode == 0 or (proc.poll() is None and "does not answer" not in st.stderr):
                 assert st.returncode == 0, st.stderr
                 view = json.loads(st.stdout)
                 assert {r["role"] for r in view["rows"]} >= {"owner", "validator", "miner"}
