@@ -301,6 +301,9 @@ class Validator:
         else:
             reason = r.code if r.status == "invalid" else r.status
             detail = r.reason
+        if reason == scoring.UNJUDGED:  # our loop stalled while it streamed: no verdict
+            log.info("uid %d %s not timed (our loop stalled): %s", uid, task.domain, detail)
+            return scoring.Sample(reason)
         if reason != "ok":
             log.info("uid %d %s scored 0: %s %s", uid, task.domain, reason, detail)
         self.metrics.verdicts.labels(reason=reason).inc()

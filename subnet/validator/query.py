@@ -124,8 +124,11 @@ async def query(
     # Tokens that came only in the final event arrived when it did.
     times = times[:n] + [last_at] * max(0, n - len(times))
     burst = buffered(n, ttft or 0.0, last_at - t0 - (ttft or 0.0))
+    code = "buffered" if burst else ""
     if burst and lag is not None and lag.worst(t0, last_at) >= BURST_LISTEN_SHARE * (ttft or 0.0):
-        burst = ""  # our own loop stalled while the miner spoke: no judgement
+        # Our own loop stalled while the miner spoke: no judgement either way — neither a
+        # failure nor paid tokens (a buffering miner must not profit from our stalls).
+        code = "unjudged"
     # A burst still goes to verification: a wrong answer's own reason is the stronger finding.
     # Tokens per second over the whole exchange, first-token wait included (display).
     tps = n / max(1e-6, now - t0) if n else None
@@ -133,7 +136,7 @@ async def query(
         miner.uid,
         "ok",
         burst,
-        "buffered" if burst else "",
+        code,
         final,
         ttft,
         tps,

@@ -43,6 +43,8 @@ from subnet.validator.verify import CHEATING
 # its own final answer (`query.Assembly`): each sets a strike.
 CHEATS = CHEATING | {"stream_mismatch"}
 BEYOND_SHARE = "refused_beyond_share"  # a 429 to a probe stream past our fair share
+UNJUDGED = "unjudged"  # a burst read while our own loop stalled: timing unknown
+NO_SAMPLE = frozenset({BEYOND_SHARE, UNJUDGED})
 
 
 @dataclass(frozen=True)
@@ -149,10 +151,11 @@ def add(
     """The tally after a batch of samples at `block`. `probe_seconds` > 0 marks the batch as one
     probe window: its verified tokens over that window measure served throughput."""
     t = aged(t, block, hl)
-    # A refusal beyond our fair share of the miner's capacity is its right: no sample at all.
-    samples = [s for s in samples if s.reason != BEYOND_SHARE]
+    # A refusal beyond our fair share of the miner's capacity is its right, and a burst we could
+    # not time is unknown: no sample at all (the probe window still counts its seconds).
+    samples = [s for s in samples if s.reason not in NO_SAMPLE]
     if not samples:
-        return t
+        return replace(t, seconds=t.seconds + max(0.0, probe_seconds)) if probe_seconds else t
     ok = [s for s in samples if s.reason == "ok"]
     failed = [s for s in samples if s.reason != "ok"]
     cheat = any(s.reason in CHEATS for s in samples)

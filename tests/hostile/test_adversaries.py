@@ -157,8 +157,9 @@ async def test_each_cheat_is_caught_with_its_reason(network, caplog):
                 seen[by_uid[uid]].append(report.reason(uid))
     assert seen["honest-math"] == ["ok"] * STEPS and seen["honest-code"] == ["ok"] * STEPS
     for name in PER_ANSWER:
-        caught = [r for r in seen[name] if r != "ok"]
+        caught = [r for r in seen[name] if r not in ("ok", "unjudged")]  # unjudged: no verdict
         allowed_ok = {"copycat": STEPS - 1, "replay": STEPS - 1, "refuse_after": 1}.get(name, 0)
+        allowed_ok += seen[name].count("unjudged")  # a burst our stalled loop could not time
         assert len(caught) >= STEPS - allowed_ok, (name, seen[name])
         # A timeout scores zero too; on a loaded machine any cheat that holds or pads its answers
         # may hit one. At least one verdict must name the cheat's own reason.

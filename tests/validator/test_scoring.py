@@ -211,3 +211,10 @@ def test_a_refusal_beyond_our_share_is_no_sample():
     assert after == t
     worse = scoring.add(t, [scoring.Sample("refused")], 0.0, 10.0)
     assert worse.samples == t.samples + 1 and worse.refused == 1
+
+
+def test_an_untimed_burst_is_no_sample_but_its_window_counts():
+    t = scoring.add(scoring.Tally(), [scoring.Sample("ok", 10)], 0.0, 10.0, probe_seconds=1.0)
+    after = scoring.add(t, [scoring.Sample(scoring.UNJUDGED)], 0.0, 10.0, probe_seconds=1.0)
+    assert after.samples == t.samples and after.passed == t.passed
+    assert after.seconds == t.seconds + 1.0  # no tokens paid for that window
