@@ -257,6 +257,18 @@ def calibrate(d: Doc) -> Figures:
     return Figures("calibrate_verify", what, f"{PY}calibrate_verify.py --write", "", rows)
 
 
+def gate(d: Doc) -> Figures:
+    rows = Rows(d)
+    for i in range(len(d.get("rows"))):
+        rows.add(f"{d.get(f'rows.{i}.op')}, {d.num(f'rows.{i}.experts'):.0f} experts, "
+                 f"{d.get(f'rows.{i}.gate')}, {d.get(f'rows.{i}.prompt')} prompt: p50 / p95",
+                 "{:.3f} / {:.3f} ms", f"rows.{i}.p50_ms", f"rows.{i}.p95_ms")  # fmt: skip
+    if not rows:
+        raise FigureError(f"{d.path}: no rows")
+    what = "the learned gate's cost per request (target rank p50 ≤ 2 ms)"
+    return Figures("bench_gate", what, f"{PY}bench_gate.py", "", rows)
+
+
 def load(d: Doc) -> Figures:
     rows = Rows(d)
     if "miner" in d.data:
@@ -297,6 +309,7 @@ RENDERERS: dict[str, Callable[[Doc], Figures]] = {
     "bench_mixture": mixture,
     "bench_load": load,
     "gpu_check": gpu_check,
+    "bench_gate": gate,
     "calibrate_verify": calibrate,
     "calibrate_verify_test": calibrate,
     "calibrate_verify_default": calibrate,
