@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import shutil
 import socket
 import time
@@ -46,8 +47,33 @@ READY_TIMEOUT_S = (
 )
 
 
+# Ports the kernel hands out for outgoing connections: a port picked there and bound only a
+# minute later (a miner loading its model) can meanwhile be taken by one of the localnet's own
+# thousands of client connections ("address already in use").
+_EPHEMERAL = (32768, 60999)
+_PICK_FROM = (20000, 32767)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return _EPHEMERAL
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
+    """A port free now and outside the kernel's ephemeral range (random, checked by binding)."""
+    lo, hi = _ephemeral_range()
+    candidates = [p for p in range(*_PICK_FROM) if not lo <= p <= hi]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # everything taken: let the kernel pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
