@@ -58,7 +58,7 @@ SCENARIOS = {
         f"{len(PER_ANSWER)} cheats vs 2 honest miners, 3 validator steps", len(PER_ANSWER)),
     "test_cheaters_earn_nothing_short": ("adversarial miners on a localnet (default suite)",
         f"all {len(SHORT)} cheats as miner processes + 2 honest, 2 validators, "
-        "simulated users, 3 epochs of 30 s, test-size experts: honest >= 95% of incentive, each "
+        "simulated users, 4 epochs of 30 s, test-size experts: honest >= 95% of incentive, each "
         "cheat scored 0 with a reason and <= 5% of an honest miner", len(SHORT)),
     "test_cheaters_earn_nothing_long": ("adversarial miners on a localnet (slow)",
         f"all {len(ADVERSARIES)} cheats as miner processes + 2 honest, 2 validators, simulated "

@@ -6,7 +6,7 @@ and is scored zero by a validator with its reason, and the ones that do honest w
 and the last epoch's incentives; honest work under a lie against the epochs after the first).
 
 Both modes run every cheat (the old ones and each class of issue 13) as a miner process. The
-short mode runs in the default suite (CI, every landing) on the `test`-size experts with 30 s
+short mode runs in the default suite (CI, every landing) on the `test`-size experts with four 30 s
 epochs; the long mode (`-m slow`) on the default experts with longer epochs.
 """
 
@@ -68,7 +68,7 @@ def _check(summary: dict, data: Path, out: str, name: str, cheats: tuple[str, ..
 def test_cheaters_earn_nothing_short(tmp_path, tiny_experts):
     data = tmp_path / "ln"
     experts = Path(tiny_experts["code"]).parent
-    summary, out = _run(data, experts, "test", SHORT, tempo=30, epochs=3)
+    summary, out = _run(data, experts, "test", SHORT, tempo=30, epochs=4)
     _check(summary, data, out, "localnet_adversaries", SHORT)
 
 
