@@ -46,7 +46,7 @@ def test_demo_command_runs_a_whole_subnet(tmp_path, tiny_experts):
         "--experts-size",
         "test",
         "--epochs",
-        "3",
+        "4",  # the first epochs can pass before a validator, loading four experts, has scores
         "--tempo",
         "12",
         "--no-dashboard",

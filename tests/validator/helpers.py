@@ -66,3 +66,30 @@ def replay(recorded: GenerateResponse):
         )
 
     return behaviour
+
+
+async def engine_answers(expert, reqs):
+    """The project's engine's answers to `reqs` (one engine, all in flight together)."""
+    import asyncio
+
+    from subnet.engine.hf import HFEngine
+
+    engine = HFEngine.create(expert, max_batch=16, max_queue=len(reqs) + 1)
+    await engine.start()
+    try:
+        return await asyncio.gather(*(engine.complete(r) for r in reqs))
+    finally:
+        await engine.stop()
+
+
+async def start_gateway(v, key: str, **cfg):
+    """A gateway for `v` on 127.0.0.1, port 0: one API key, every organic answer verified."""
+    from subnet.validator.config import GatewayConfig
+    from subnet.validator.gateway import Gateway
+    from subnet.validator.router import RouterConfig
+
+    defaults = dict(port=0, api_keys=(key,), verify_share=1.0)
+    defaults.update(cfg)
+    gw = Gateway(v, GatewayConfig(**defaults), RouterConfig(explore=0.0))
+    await gw.start("127.0.0.1", 0)
+    return gw

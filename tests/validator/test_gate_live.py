@@ -11,13 +11,15 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from subnet.validator.config import GatewayConfig
 from subnet.validator.gate import Gate
 from subnet.validator.gate_measure import GateTrainer
 from subnet.validator.gateway import Gateway
 from subnet.validator.openai_format import classify
-from subnet.validator.router import RouterConfig
-from tests.validator.helpers import make_validator, validator_config
+from tests.validator.helpers import (
+    make_validator,
+    start_gateway,
+    validator_config,
+)
 
 KEY = "sk-test-gate"
 MATH_PROMPTS = ("12 * 4 =", "(3 + 9) * 2 =", "81 - 39 =", "7 * 6 + 1 =")
@@ -37,11 +39,7 @@ async def four(tmp_path, registry, by_domain, mwallets, signed, start_miner):
 
 
 async def _gateway(v, **cfg) -> Gateway:
-    defaults = dict(port=0, api_keys=(KEY,), verify_share=1.0)
-    defaults.update(cfg)
-    gw = Gateway(v, GatewayConfig(**defaults), RouterConfig(explore=0.0))
-    await gw.start("127.0.0.1", 0)
-    return gw
+    return await start_gateway(v, KEY, **cfg)
 
 
 async def _ask(gw, prompt: str, model: str = "auto") -> int:

@@ -6,11 +6,14 @@ import aiohttp
 import openai
 import pytest
 
-from subnet.validator.config import GatewayConfig
 from subnet.validator.gateway import Gateway
-from subnet.validator.router import RouterConfig
 from subnet.validator.scoring import Tally
-from tests.validator.helpers import make_validator, random_tokens, validator_config
+from tests.validator.helpers import (
+    make_validator,
+    random_tokens,
+    start_gateway,
+    validator_config,
+)
 
 KEY = "sk-test-1"
 
@@ -26,11 +29,7 @@ async def network(tmp_path, registry, by_domain, mwallets, signed, start_miner):
 
 
 async def _gateway(v, **cfg) -> Gateway:
-    defaults = dict(port=0, api_keys=(KEY,), verify_share=1.0)
-    defaults.update(cfg)
-    gw = Gateway(v, GatewayConfig(**defaults), RouterConfig(explore=0.0))
-    await gw.start("127.0.0.1", 0)
-    return gw
+    return await start_gateway(v, KEY, **cfg)
 
 
 def _client(gw, key=KEY) -> openai.AsyncOpenAI:

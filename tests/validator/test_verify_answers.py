@@ -11,7 +11,6 @@ from dataclasses import replace
 import pytest
 
 from protocol import GenerateRequest, TokenLogprob, Usage
-from subnet.engine.hf import HFEngine
 from subnet.engine.loading import load_expert
 from subnet.engine.prompt import encode_prompt
 from subnet.validator import evidence, tasks, verify
@@ -20,17 +19,9 @@ from subnet.validator.prefill import simulate
 from subnet.validator.text import TextStream
 from subnet.validator.thresholds import ThresholdTable
 from subnet.validator.verifier import Item, Verifier
+from tests.validator.helpers import engine_answers
 
 STOPS = ("\n", " =", "(", ":")
-
-
-async def _answers(expert, reqs):
-    engine = HFEngine.create(expert, max_batch=16, max_queue=len(reqs) + 1)
-    await engine.start()
-    try:
-        return await asyncio.gather(*(engine.complete(r) for r in reqs))
-    finally:
-        await engine.stop()
 
 
 def _requests(n: int, seed: int) -> list[GenerateRequest]:
@@ -52,7 +43,7 @@ def honest(by_domain):
     """(expert, requests, honest engine answers) for the math expert."""
     expert = by_domain["math"]
     reqs = _requests(24, seed=5)
-    return expert, reqs, asyncio.run(_answers(expert, reqs))
+    return expert, reqs, asyncio.run(engine_answers(expert, reqs))
 
 
 def _items(expert, reqs, answers, dtype="float32"):
@@ -171,7 +162,7 @@ def test_sampled_replays_are_copies_identical_requests_are_not(registry, honest)
             assert v.ok, v
 
 
-def test_copy_rule_spares_deterministic_answers():
+def test_copy_rule_spares_deterministicengine_answers():
     stats = {"sample_logprob": -0.01}
     ok = verify.Verdict(True, "ok", "", stats)
     assert verify.label_copy(ok, True) is ok
@@ -186,7 +177,7 @@ def test_bfloat16_miner_verifies_under_its_pair(registry, tiny_experts):
     served = load_expert(tiny_experts["math"], device="cpu", dtype="bfloat16")
     assert served.card.dtype == "bfloat16"
     reqs = _requests(16, seed=9)
-    answers = asyncio.run(_answers(served, reqs))
+    answers = asyncio.run(engine_answers(served, reqs))
     verifier = Verifier(registry, ThresholdTable.load())
     items = _items(served, reqs, answers, dtype="bfloat16")
     verdicts = verifier.verify_many(items)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from protocol import GenerateRequest, Usage
-from subnet.engine.hf import HFEngine
 from subnet.validator import verify
 from subnet.validator.verifier import ExpertRegistry, Item, Verifier
+from tests.validator.helpers import engine_answers
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +44,6 @@ def two_eos_dir(tiny_experts, tmp_path_factory):
     return out, frozenset({tok.eos_token_id, eot})
 
 
-async def _answers(expert, reqs):
-    engine = HFEngine.create(expert, max_batch=16, max_queue=len(reqs) + 1)
-    await engine.start()
-    try:
-        return await asyncio.gather(*(engine.complete(r) for r in reqs))
-    finally:
-        await engine.stop()
-
-
 def test_answers_ending_on_either_eos_verify(two_eos_dir):
     path, eos = two_eos_dir
     registry = ExpertRegistry.load_dir(path)
@@ -64,7 +55,7 @@ def test_answers_ending_on_either_eos_verify(two_eos_dir):
         for i in range(24)
         for t, p in [((0.0, 1.0), (1.0, 1.0), (0.7, 0.95))[i % 3]]
     ]  # fmt: skip
-    answers = asyncio.run(_answers(expert, reqs))
+    answers = asyncio.run(engine_answers(expert, reqs))
     ends = {a.token_ids[-1] for a in answers if a.finish_reason == "eos"}
     assert ends == eos, f"answers ended on {ends}, want both of {eos}"
     items = [Item(expert.card.weights_hash, r, a) for r, a in zip(reqs, answers, strict=True)]
