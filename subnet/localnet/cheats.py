@@ -2,7 +2,7 @@
 
 Pure functions over what the run left behind: the last epoch's incentives (honest miners must
 take at least `HONEST_SHARE` of what miners earn; honest work under a lie is compared on the
-epochs after the first, averaged: `settled`) and the validators' logs, where every zero
+later half of the epochs, averaged: `settled`) and the validators' logs, where every zero
 score is a line `uid N <domain> scored 0: <reason> <detail>` (`subnet.validator.loop`). Each
 cheater gets a summary line with the reasons the validators gave; one no validator ever scored
 zero is reported as not caught.
@@ -70,9 +70,10 @@ def honest_share(row: EpochRow) -> tuple[float, float]:
 
 
 def settled(history: list[EpochRow]) -> EpochRow:
-    """The run's epochs after the first (validators start with no evidence), each uid's
-    incentive averaged: one epoch of a short run on shared cores is noisy."""
-    rows = history[1:] if len(history) > 1 else history
+    """The later half of the run's epochs (validators start with no evidence, and set their
+    first weights at different times), each uid's incentive averaged: one epoch of a short run
+    on shared cores is noisy."""
+    rows = history[len(history) // 2 :]  # the later half: the first epochs are warm-up
     by_uid: dict[int, list[float]] = {}
     for row in rows:
         for u in row.uids:
@@ -93,7 +94,7 @@ def cheat_checks(
 
     Cheats are judged on the last epoch (what a caught cheat earns once the evidence of its
     early honest answers has aged). Honest work under a lie (overclaim, sybil) is compared with
-    honest miners on `mean` (`settled`: the epochs after the first, averaged), since the ratio of
+    honest miners on `mean` (`settled`: the later half of the epochs, averaged), since the ratio of
     two miners' pay in one epoch of a short run on shared cores is noisy."""
     mean = mean or last
     cheaters = [u for u in last.uids if u.role == "cheater"]
@@ -120,7 +121,14 @@ def cheat_checks(
         name = _label_cheat(u.label)
         if name in HONEST_WORK:
             avg = {m.uid: m.incentive for m in mean.uids}
-            same = [avg.get(m.uid, 0.0) for m in miners if _expert(m.label) == _expert(u.label)]
+            # Honest engines of the same expert: honest miners, and the other honest-work
+            # cheats that run one engine on one hotkey (overclaim: its lie is proven not to pay).
+            engines = [*miners, *(c for c in cheaters if _label_cheat(c.label) == "overclaim")]
+            same = [
+                avg.get(m.uid, 0.0)
+                for m in engines
+                if m.uid != u.uid and _expert(m.label) == _expert(u.label)
+            ]
             best = max(same, default=mean_honest)
             mine = avg.get(u.uid, 0.0) + sum(
                 avg.get(m.uid, 0.0) for m in last.uids if m.label.startswith(f"{name}-base")

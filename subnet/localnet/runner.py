@@ -293,7 +293,7 @@ class Localnet:
             from subnet.localnet.cheats import cheat_checks, reasons_from_logs, settled
 
             logs = [lay.log_dir / f"{n.name}.log" for n in lay.neurons if n.role == "validator"]
-            # This run's epochs (when it resumed), the first left out of the mean.
+            # This run's epochs (when it resumed); the mean is over their later half.
             ran = self.history[-max(1, self.epochs_this_run) :]
             summary.checks += cheat_checks(ran[-1], reasons_from_logs(logs), settled(ran))
         if self.history:

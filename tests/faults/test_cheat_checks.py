@@ -87,7 +87,7 @@ def test_layout_adds_one_labelled_miner_per_cheat(tmp_path):
         LocalnetLayout.load_or_new(_parse("--data-dir", str(tmp_path), "--miners", "2"), lambda: 0)
 
 
-def test_settled_averages_the_epochs_after_the_first():
+def test_settled_averages_the_later_half_of_the_epochs():
     from subnet.localnet.cheats import settled
 
     rows = [

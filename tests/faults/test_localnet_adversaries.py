@@ -3,7 +3,7 @@ miners, two validators and simulated users, for a few epochs: honest work takes 
 miner incentive, every cheat that does not do honest work earns at most 5% of an honest miner's
 and is scored zero by a validator with its reason, and the ones that do honest work under a lie
 (overclaim, sybil) earn no more than honest work (the summary's checks, from the validators' logs
-and the last epoch's incentives; honest work under a lie against the epochs after the first).
+and the last epoch's incentives; honest work under a lie against the later half of the epochs).
 
 Both modes run every cheat (the old ones and each class of issue 13) as a miner process. The
 short mode runs in the default suite (CI, every landing) on the `test`-size experts with four 30 s
