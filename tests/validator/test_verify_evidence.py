@@ -9,12 +9,12 @@ import random
 
 import pytest
 
-from subnet.engine.hf import HFEngine
 from subnet.engine.loading import load_expert
 from subnet.engine.perturb import perturb
 from subnet.validator import evidence, tasks
 from subnet.validator.evidence import Evidence, EvidenceThresholds
 from subnet.validator.verifier import Item, Verifier
+from tests.validator.helpers import engine_answers
 
 TH = EvidenceThresholds()
 
@@ -88,15 +88,7 @@ def test_sampling_tests_use_a_boundary_that_grows_with_evidence():
 
 
 def _answers(expert, reqs):
-    async def run():
-        engine = HFEngine.create(expert, max_batch=16, max_queue=len(reqs) + 1)
-        await engine.start()
-        try:
-            return await asyncio.gather(*(engine.complete(r) for r in reqs))
-        finally:
-            await engine.stop()
-
-    return asyncio.run(run())
+    return asyncio.run(engine_answers(expert, reqs))
 
 
 def _accumulate(verdicts, items) -> tuple[Evidence, int | None]:
