@@ -5,7 +5,8 @@
 
 On the default tiny `code` expert (built if missing), at each concurrency level C:
 - engine: C closed-loop clients on HFEngine in process (`rounds` requests each), arriving as a
-          steady stream (see `closed_loop`; `--burst` starts them all at once);
+          steady stream (see `closed_loop`; `--burst` starts them all at once), streaming at
+          the miner's interval (`--stream-interval-ms`, as deployed);
 - miner:  the same through the real server (btauth/1-signed HTTP, SSE streaming), with the
           clients in a separate process (as a validator would be); "loop ms/1k tok" is the
           server's event-loop CPU per 1,000 tokens streamed (`--stream-interval-ms` sets how
@@ -287,8 +288,9 @@ async def main_async(args) -> dict:
     max_batch = max(levels)
 
     engine = HFEngine.create(
-        expert, max_batch=max_batch, max_queue=1024, max_prefill=args.max_prefill
-    )
+        expert, max_batch=max_batch, max_queue=1024, max_prefill=args.max_prefill,
+        stream_interval_s=args.stream_interval_ms / 1000.0,
+    )  # fmt: skip
     await engine.start()
     await closed_loop(engine_call(engine, 4), texts, 2, 1, steady=False)  # warm up
     vllm = vllm_engine(args, paths["code"], max_batch) if args.vllm else None

@@ -444,6 +444,8 @@ class HFEngine:
 
     def _emit(self, seq: _Seq, *, final: bool) -> None:
         """Send the tokens and the stable text not yet sent (all of it when final)."""
+        if not final and not seq.req.stop:
+            seq.detokenize(self.tokenizer)  # without stops, text is caught up only when sent
         chunk = seq.next_chunk(final=final)
         if chunk is not None:
             seq.sent_at = time.monotonic()

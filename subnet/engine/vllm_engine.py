@@ -410,19 +410,12 @@ class VLLMEngine:
             if req.logprobs:
                 seq.logprobs.append(token_logprob(tok, completion.logprobs[i], req.top_logprobs))
             seq.first_token = seq.first_token or now
-            reason = self._finish_reason(seq, tok)
+            reason = seq.check_finish(tok, self.eos_ids, self.tokenizer)
             if reason is not None:
                 return reason
         if now - seq.sent_at >= self.stream_interval_s:
             self._emit(seq, final=False)
         return None
-
-    def _finish_reason(self, seq: Seq, tok: int) -> str | None:
-        if seq.req.stop:  # text is needed after every token to find a stop sequence
-            return seq.check_finish(tok, self.eos_ids, self.tokenizer)
-        if tok in self.eos_ids:
-            return "eos"
-        return "length" if len(seq.out) >= seq.req.max_tokens else None
 
     def _emit(self, seq: Seq, *, final: bool) -> None:
         if not final and not seq.req.stop:

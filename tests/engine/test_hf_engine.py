@@ -207,3 +207,20 @@ def _seq(n: int):
     from subnet.engine.sequence import Seq
 
     return Seq(req=GenerateRequest(prompt="x"), handle=None, prompt=[0] * n, submitted=0, gen=None)
+
+
+def test_prefill_groups_pad_when_padding_costs_less_than_a_forward():
+    from subnet.engine.sequence import PREFILL_FORWARD_TOKENS, prefill_groups
+
+    def sizes(lens):
+        return [[len(s.prompt) for s in g] for g in prefill_groups([_seq(n) for n in lens])]
+
+    # Short prompts of different lengths share a forward: padding 20 -> 90 is 70 tokens' work,
+    # less than what a second forward costs.
+    assert sizes([20, 90]) == [[20, 90]]
+    # Long prompts group only within the slack: 500 tokens of padding is more than a forward.
+    assert sizes([500, 1000]) == [[500], [1000]]
+    assert sizes([900, 1000]) == [[900, 1000]]
+    # The padding bound is the larger of the two (never below one forward's worth).
+    n = PREFILL_FORWARD_TOKENS
+    assert sizes([1, 1 + n]) == [[1, 1 + n]] and sizes([1, 2 + n]) == [[1], [2 + n]]
