@@ -70,8 +70,11 @@ SCENARIOS = {
     "test_adversaries_flag": ("dmoe localnet --adversaries", "valid, 'all', unknown, repeated", 1),
     "test_layout_adds_one_labelled_miner_per_cheat": ("localnet layout with cheaters", "labels, "
         "copycat target, resume with other cheats refused", 1),
-    "test_sigkill_chain_validator_and_miner": ("localnet SIGKILL faults", "SIGKILL + restart of "
-        "the chain, a validator, a miner (see the faults table)", 3),
+    "test_sigkill_chain_validator_and_miner_short": ("localnet SIGKILL faults (default suite)",
+        "SIGKILL + restart of the chain, the validator, the miner of a 1-miner, 1-validator "
+        "localnet: state kept, weights again, the miner's score climbing again", 3),
+    "test_sigkill_chain_validator_and_miner": ("localnet SIGKILL faults (slow)", "SIGKILL + "
+        "restart of the chain, a validator, a miner (see the faults table)", 3),
     "test_fifty_concurrent_streams_all_complete": ("gateway concurrency (default suite)", "50 "
         "concurrent streaming openai clients, 2 tiny miners", 50),
 }  # fmt: skip
