@@ -69,14 +69,9 @@ def make_requests(n: int, rng: random.Random, tokenizer=None, max_context: int =
 
 
 async def engine_answers(expert, reqs):
-    from subnet.engine.hf import HFEngine
+    from subnet.engine.offline import complete_all
 
-    engine = HFEngine.create(expert, max_batch=32, max_queue=len(reqs) + 1)
-    await engine.start()
-    try:
-        return await asyncio.gather(*(engine.complete(r) for r in reqs))
-    finally:
-        await engine.stop()
+    return await complete_all(expert, reqs, max_batch=32)
 
 
 def honest_answers(expert, reqs):

@@ -11,8 +11,8 @@ import torch
 
 from protocol import GenerateRequest
 from subnet.engine.archs import ARCHS, SLIDING, build_random_expert
-from subnet.engine.hf import HFEngine
 from subnet.engine.loading import load_expert
+from subnet.engine.offline import complete_all
 from subnet.engine.prompt import encode_prompt
 from subnet.engine.scoring import logit_chunks, padded_logits, score_batch, split_head
 
@@ -49,12 +49,7 @@ def reference(expert, req: GenerateRequest) -> list[int]:
 
 async def engine_answers(expert, reqs):
     # 3 rows, 2 joining per step: rows of every length join and leave mid-flight.
-    engine = HFEngine.create(expert, max_batch=3, max_queue=16, max_prefill=2)
-    await engine.start()
-    try:
-        return await asyncio.gather(*(engine.complete(r) for r in reqs))
-    finally:
-        await engine.stop(drain_timeout=5)
+    return await complete_all(expert, reqs, max_batch=3, max_prefill=2, drain_timeout=5)
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))

@@ -70,16 +70,9 @@ def replay(recorded: GenerateResponse):
 
 async def engine_answers(expert, reqs):
     """The project's engine's answers to `reqs` (one engine, all in flight together)."""
-    import asyncio
+    from subnet.engine.offline import complete_all
 
-    from subnet.engine.hf import HFEngine
-
-    engine = HFEngine.create(expert, max_batch=16, max_queue=len(reqs) + 1)
-    await engine.start()
-    try:
-        return await asyncio.gather(*(engine.complete(r) for r in reqs))
-    finally:
-        await engine.stop()
+    return await complete_all(expert, reqs, max_batch=16)
 
 
 async def start_gateway(v, key: str, **cfg):
