@@ -14,8 +14,8 @@ import shutil
 import pytest
 
 from protocol import GenerateRequest
-from subnet.engine.hf import HFEngine
 from subnet.engine.loading import load_expert
+from subnet.engine.offline import complete_all
 from subnet.validator.text import expected_text
 from tests.vllm_support import hd32_experts, needs_vllm
 
@@ -48,12 +48,7 @@ def two_eos(tmp_path_factory):
 
 
 async def _complete(expert, reqs):
-    engine = HFEngine.create(expert, max_batch=8, max_queue=len(reqs) + 1)
-    await engine.start()
-    try:
-        return await asyncio.gather(*(engine.complete(r) for r in reqs))
-    finally:
-        await engine.stop(drain_timeout=5)
+    return await complete_all(expert, reqs, max_batch=8, drain_timeout=5)
 
 
 async def _vllm_complete(path, reqs):
