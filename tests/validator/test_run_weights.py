@@ -4,6 +4,7 @@ epochs (a phase-locked step cadence must not starve weight setting)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 from subnet.miner.server import MinerServer
@@ -37,16 +38,24 @@ async def test_weights_every_tempo_with_a_phase_locked_step(
     v = make_validator(cfg, signed, registry, client=chain_client, wallet=vwallet)
     local_chain.start(block_time)
     stop = asyncio.Event()
+    first = int(await chain_client.block())
     task = asyncio.create_task(v.run(stop))
+    sets = lambda: v.metrics.weights.labels(ok="true")._value.get()  # noqa: E731
     try:
-        await asyncio.sleep(5.0)
+        # ~10 tempos on a quiet machine (5 s); a loaded one slows the blocks and the step alike,
+        # so the rate is judged per tempo elapsed, not per second.
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and (time.monotonic() < deadline - 25.0 or sets() < 3):
+            await asyncio.sleep(0.25)
+        tempos = (int(await chain_client.block()) - first) / tempo
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
         await local_chain.stop()
         await server.stop()
-    sets = v.metrics.weights.labels(ok="true")._value.get()
-    assert sets >= 3, f"weights set {sets} times in ~10 tempos"
+    # A step spans two tempos (one set each); start-up and a loaded machine's late steps cost
+    # some: measured 3 sets in 11.5 tempos under load. A third of the nominal rate at least.
+    assert sets() >= 3 and sets() >= tempos / 6, f"{sets()} sets in {tempos:.1f} tempos"
     weights = await chain_client.weights.weights(netuid)
     me = (await chain_client.subnets.metagraph(netuid)).by_hotkey(vwallet.hotkey.ss58_address).uid
     assert weights[me]  # the last vector is on chain
