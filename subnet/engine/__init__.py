@@ -26,19 +26,17 @@ load torch.
 
 How a generation flows: `engine.submit(req)` encodes the prompt, checks context and queue bounds
 (raising at once), and queues it; the worker thread, between decode steps, prefills up to
-`max_prefill` waiting requests (one unpadded forward each, first token sent at once), appends
-their KV rows to the running batch in one copy, and runs one decode step for every row; outputs
-go back to the event loop once per step.
+`max_prefill` waiting requests (newcomers share one left-padded forward while the padding costs
+less than another forward, `sequence.prefill_groups`; first tokens sent at once), appends their
+KV rows to the running batch in one copy, and runs one decode step for every row; outputs go
+back to the event loop once per step. Text is detokenized when a chunk goes out, or after every
+token only for a request with stop sequences.
 
-KV layout, measured (scripts/bench_miner.py, tiny code expert, 64 new tokens, 1 CPU thread):
-one padded cache shared by the batch (rows left-padded to a common time axis, RoPE positions
-from each row's own token count) beats per-sequence caches, which need one forward per sequence
-per step -- the naive miner's profile: 244-313 / 256-304 / 252-263 tok/s at 8 / 32 / 64
-concurrent requests against 772-1156 / 1788-2081 / 2128-2211 for this engine (0.7-0.9 of a
-static batch; two runs on a shared 2-core box).
-Cache layers grow in place with doubling headroom (27% faster decode steps than the stock
-concatenating DynamicCache at batch 32). Newcomers are prefilled one at a time, unpadded, and
-their first token is sent before the next decode step.
+KV layout (scripts/bench_miner.py measures it; figures in the README): one padded cache shared
+by the batch (rows left-padded to a common time axis, RoPE positions from each row's own token
+count) beats per-sequence caches, which need one forward per sequence per step -- the naive
+miner's profile, the "naive" column. Cache layers grow in place with doubling headroom rather
+than concatenating (the stock DynamicCache re-copies the whole batch each step).
 
 The vLLM backend (`dmoe miner --engine vllm`; GPU `pip install 'dmoe[vllm]'`, CPU
 `bash scripts/setup_vllm.sh`) implements the same `Engine` protocol:
