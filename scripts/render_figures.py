@@ -235,11 +235,14 @@ def mixture(d: Doc) -> Figures:
 def calibrate(d: Doc) -> Figures:
     """Honest false positives and detection per (miner/validator precision) pair and size."""
     rows = Rows(d)
+    totals: dict[str, list[float]] = {}  # pair -> [false positives, honest answers], all sizes
     for size, v in sorted(d.get("sizes").items()):
         for pair in sorted(v.get("pairs", {})):
             base = f"sizes.{size}.pairs.{pair}"
             honest = d.num(f"{base}.evidence_honest.answers")
             fp = d.num(f"{base}.false_positives")
+            t = totals.setdefault(pair, [0.0, 0.0])
+            t[0], t[1] = t[0] + fp, t[1] + honest
             det = d.get(f"{base}.detection_rate", {})
             worst = min(det.values(), default=float("nan"))
             hard = ", ".join(f"{k} {x:.0%}" for k, x in sorted(det.items()) if x < 0.99)
@@ -251,6 +254,10 @@ def calibrate(d: Doc) -> Figures:
                          f"{fp:.0f} false positives / {honest:.0f} honest answers; detection "
                          f"min {worst:.0%}" + (f" (below 99%: {hard})" if hard else "")
                          + drift))  # fmt: skip
+    for pair, (fp, honest) in sorted(totals.items()):
+        rows.append(
+            (f"all sizes, {pair}", f"{fp:.0f} false positives / {honest:.0f} honest answers")
+        )
     if not rows:
         raise FigureError(f"{d.path}: no pairs under 'sizes'")
     what = "verifier: honest false positives and cheat detection per precision pair"
