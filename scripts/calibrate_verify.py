@@ -388,7 +388,8 @@ def run_size(size: str, args, rng: random.Random) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="test,default", help="comma list of test, default")
-    ap.add_argument("--n", type=int, default=1200, help="honest answers per pair and size")
+    # 500 per size: 1,000 honest answers per precision pair over the two sizes (~1 h on 2 cores).
+    ap.add_argument("--n", type=int, default=500, help="honest answers per pair and size")
     ap.add_argument("--n-pert", type=int, default=240, help="2%%-perturbed answers per expert")
     ap.add_argument("--n-cheat", type=int, default=150, help="cheating answers per kind/expert")
     ap.add_argument("--miner-dtypes", default="float32,bfloat16,float16")

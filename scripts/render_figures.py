@@ -206,7 +206,8 @@ def miner(d: Doc) -> Figures:
     a = d.get("args", {})
     flags = _flags([("--quick", a.get("quick"), False), ("--size", a.get("size"), "default"),
                     ("--device", a.get("device"), "cpu"), ("--vllm", a.get("vllm"), False),
-                    ("--burst", a.get("steady") is False, False)])  # fmt: skip
+                    ("--burst", a.get("steady") is False, False),
+                    ("--repeat", a.get("repeat"), 1)])  # fmt: skip
     if not a.get("quick"):
         flags += _flags([("--levels", a.get("levels"), "1,8,32,64"),
                          ("--max-tokens", a.get("max_tokens"), 64), ("--rounds", a.get("rounds"), 3)])  # fmt: skip
@@ -214,7 +215,8 @@ def miner(d: Doc) -> Figures:
     machine = _machine(None, d.get("loadavg.0", None), device)
     what = (f"continuous batching vs static batch vs naive, {a.get('max_tokens', '?')} new "
             "tokens (targets at C=32: ≥ 10× naive, ≥ 0.8× static)")  # fmt: skip
-    return Figures(d.path.stem, what, f"{PY}bench_miner.py{flags}", machine, rows)
+    py = PY.replace(".venv/", ".venv-vllm/") if a.get("vllm") else PY  # its own environment
+    return Figures(d.path.stem, what, f"{py}bench_miner.py{flags}", machine, rows)
 
 
 def mixture(d: Doc) -> Figures:
