@@ -160,12 +160,13 @@ def fault_rows(figures: Path) -> list[str]:
         rows.append(f"| validator | step counter {v['step_before']} -> {v['step_after']} (state file); "
                     f"{v['scores_kept']} miner scores kept; weights set {v['blocks_to_weights']} "
                     f"blocks after it came back (tempo {TEMPO}) |")  # fmt: skip
-    if m := f.get("miner"):
+    if (m := f.get("miner")) and "score_back" in m:  # a run that failed midway has no figures
         rows.append(f"| miner | client error in {m['client_error_s'] * 1e3:.0f} ms; gateway answered "
                     f"{m['gateway_status']}; score {m['score_before']} -> {m['score_down']} while "
                     f"down {m['downtime_s']} s ({m['samples_while_down']} samples) -> "
-                    f"{m['score_back']} after {m['samples_to_recover']} samples, EMA bound "
-                    f"{m.get('bound', '?')} ({m['recover_s']} s) |")  # fmt: skip
+                    f"{m['score_back']} after {m['blocks_to_recover']} blocks "
+                    f"({m['samples_to_recover']} samples, {m['recover_s']} s; bound "
+                    f"{m['bound_blocks']} blocks: ten evidence half-lives + two tempos) |")  # fmt: skip
     return rows
 
 

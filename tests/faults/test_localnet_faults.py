@@ -34,7 +34,7 @@ from subnet.localnet.runner import Localnet
 from subnet.localnet.view import LOCALNET_API_KEY
 from subnet.miner import client as miner_client
 from subnet.net import SignedClient
-from subnet.validator.scoring import ScoringConfig
+from subnet.validator.scoring import ScoringConfig, half_life
 from tests.faults.reliability import record
 
 TEMPO = 12
@@ -283,21 +283,23 @@ async def _miner_fault(net: Localnet, p: Probe, miner, out: dict, *, short: bool
                     "samples_while_down": n_down, "client_error_s": round(client_error_s, 3),
                     "gateway_status": gw_status})  # fmt: skip
         return
+    b_up = await p.block()
     s_back = await until(recovered, 240, "the miner's score recovering after restart")
     n_recover = await samples() - n_up
     recover_s = time.monotonic() - t_up
-    # Not punished beyond the downtime: no ban or lasting penalty, only the EMA's memory of the
-    # failed samples. After k failures the score is s0 * (1-a)^k; back to 90% of s0 takes the
-    # m samples with (1-a)^m * (1 - (1-a)^k) <= 0.1; a few more for the speed factor's noise.
-    a = ScoringConfig().ema_alpha
-    lost = 1 - (1 - a) ** max(n_down, 1)
-    bound = max(0, math.ceil(math.log(0.1 / lost) / math.log(1 - a))) + 6 if lost > 0.1 else 6
+    blocks = await p.block() - b_up
+    # Not punished beyond the downtime: no ban or lasting penalty, only the evidence of the
+    # failed samples, which ages with the scoring half-life (blocks). Ten half-lives leave a
+    # thousandth of it; two tempos more for the probes that rebuild the speed figures.
+    hl = half_life(ScoringConfig(), TEMPO)
+    bound = math.ceil(10 * hl) + 2 * TEMPO
     out.update({"score_before": round(s0, 3), "score_down": round(s_low, 3),
             "score_back": round(float(s_back), 3), "downtime_s": round(downtime, 1),
-            "samples_while_down": n_down, "samples_to_recover": n_recover, "bound": bound,
+            "samples_while_down": n_down, "samples_to_recover": n_recover,
+            "blocks_to_recover": blocks, "bound_blocks": bound,
             "recover_s": round(recover_s, 1), "client_error_s": round(client_error_s, 3),
             "gateway_status": gw_status})  # fmt: skip
-    assert n_recover <= bound, (n_recover, n_down, bound, track)
+    assert blocks <= bound, (blocks, n_down, bound, track)
 
 
 async def _dropped(score: Callable[[], Awaitable[float]], s0: float) -> bool:
