@@ -68,18 +68,13 @@ def make_requests(n: int, rng: random.Random, tokenizer=None, max_context: int =
     return reqs
 
 
-async def engine_answers(expert, reqs):
-    from subnet.engine.offline import complete_all
-
-    return await complete_all(expert, reqs, max_batch=32)
-
-
 def honest_answers(expert, reqs):
     """Three quarters from the engine, a quarter from HF generate."""
+    from subnet.engine.offline import complete_all
     from subnet.validator.honest import honest_generate
 
     k = len(reqs) * 3 // 4
-    answers = asyncio.run(engine_answers(expert, reqs[:k]))
+    answers = asyncio.run(complete_all(expert, reqs[:k]))
     return answers + [honest_generate(expert, r) for r in reqs[k:]]
 
 
@@ -279,6 +274,7 @@ def run_size(size: str, args, rng: random.Random) -> dict:
     import torch
 
     from subnet.engine.experts import build_tiny_experts
+    from subnet.engine.offline import complete_all
     from subnet.validator.evidence import EvidenceThresholds
     from subnet.validator.verifier import ExpertRegistry, Item, Verifier
 
@@ -306,13 +302,13 @@ def run_size(size: str, args, rng: random.Random) -> dict:
             for frac in PERTURB_ANSWER if mdt == args.miner_dtypes[0] else ():
                 if frac != PERTURB_EVIDENCE:
                     pe = load(path, mdt, args.device, frac, seed=7)
-                    ans = asyncio.run(engine_answers(pe, reqs[dom][: args.n_cheat]))
+                    ans = asyncio.run(complete_all(pe, reqs[dom][: args.n_cheat]))
                     pert_answers.setdefault((mdt, frac), []).extend(
                         Item(e.card.weights_hash, r, a, dtype=mdt)
                         for r, a in zip(reqs[dom], ans, strict=False)
                     )
             pe = load(path, mdt, args.device, PERTURB_EVIDENCE, seed=7)
-            ans = asyncio.run(engine_answers(pe, reqs[dom][: args.n_pert]))
+            ans = asyncio.run(complete_all(pe, reqs[dom][: args.n_pert]))
             pert_answers.setdefault((mdt, PERTURB_EVIDENCE), []).extend(
                 Item(e.card.weights_hash, r, a, dtype=mdt)
                 for r, a in zip(reqs[dom], ans, strict=False)
@@ -322,7 +318,7 @@ def run_size(size: str, args, rng: random.Random) -> dict:
     for dom in paths:  # the other expert answering this one's requests
         other = next(p for d, p in paths.items() if d != dom)
         oe = load(other, args.miner_dtypes[0], args.device)
-        wrong[dom] = asyncio.run(engine_answers(oe, reqs[dom][: args.n_cheat]))
+        wrong[dom] = asyncio.run(complete_all(oe, reqs[dom][: args.n_cheat]))
 
     out: dict = {"pairs": {}, "timing_s": {}}
     for vdt in args.validator_dtypes:

@@ -444,9 +444,7 @@ class HFEngine:
 
     def _emit(self, seq: _Seq, *, final: bool) -> None:
         """Send the tokens and the stable text not yet sent (all of it when final)."""
-        if not final and not seq.req.stop:
-            seq.detokenize(self.tokenizer)  # without stops, text is caught up only when sent
-        chunk = seq.next_chunk(final=final)
+        chunk = seq.next_chunk(self.tokenizer, final=final)
         if chunk is not None:
             seq.sent_at = time.monotonic()
             self._outbox.append((seq.handle, chunk))

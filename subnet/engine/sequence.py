@@ -81,8 +81,10 @@ class Seq:
             return "length"
         return None
 
-    def next_chunk(self, *, final: bool) -> GenerateChunk | None:
+    def next_chunk(self, tokenizer, *, final: bool) -> GenerateChunk | None:
         """The tokens and the stable text not yet sent (all of it when final), or None."""
+        if not final and not self.req.stop:
+            self.detokenize(tokenizer)  # without stops, text is caught up only when sent
         end = len(self.text) if final else stable_length(self.text, self.req.stop)
         if self.sent_tokens == len(self.out) and end <= self.sent_chars:
             return None

@@ -418,9 +418,7 @@ class VLLMEngine:
         return None
 
     def _emit(self, seq: Seq, *, final: bool) -> None:
-        if not final and not seq.req.stop:
-            seq.detokenize(self.tokenizer)  # without stops, text is caught up only when sent
-        chunk = seq.next_chunk(final=final)
+        chunk = seq.next_chunk(self.tokenizer, final=final)
         if chunk is not None:
             seq.sent_at = time.monotonic()
             GenerationHandle.deliver_all([(seq.handle, chunk)])

@@ -274,14 +274,14 @@ async def _miner_fault(net: Localnet, p: Probe, miner, out: dict, *, short: bool
             track.append((n, round(s, 3), st.get("last_reason")))
         return s if s >= 0.9 * s0 else None
 
+    out.update({"score_before": round(s0, 3), "score_down": round(s_low, 3),
+                "downtime_s": round(downtime, 1), "samples_while_down": n_down,
+                "client_error_s": round(client_error_s, 3), "gateway_status": gw_status})  # fmt: skip
     if short:  # verified answers again after the restart: its score climbs from the low
         climbed = await until(
             lambda: _climbed(score, s_low), 120, "the miner's score climbing after restart"
         )
-        out.update({"score_before": round(s0, 3), "score_down": round(s_low, 3),
-                    "score_climbing": round(float(climbed), 3), "downtime_s": round(downtime, 1),
-                    "samples_while_down": n_down, "client_error_s": round(client_error_s, 3),
-                    "gateway_status": gw_status})  # fmt: skip
+        out["score_climbing"] = round(float(climbed), 3)
         return
     b_up = await p.block()
     s_back = await until(recovered, 240, "the miner's score recovering after restart")
@@ -293,12 +293,9 @@ async def _miner_fault(net: Localnet, p: Probe, miner, out: dict, *, short: bool
     # thousandth of it; two tempos more for the probes that rebuild the speed figures.
     hl = half_life(ScoringConfig(), TEMPO)
     bound = math.ceil(10 * hl) + 2 * TEMPO
-    out.update({"score_before": round(s0, 3), "score_down": round(s_low, 3),
-            "score_back": round(float(s_back), 3), "downtime_s": round(downtime, 1),
-            "samples_while_down": n_down, "samples_to_recover": n_recover,
-            "blocks_to_recover": blocks, "bound_blocks": bound,
-            "recover_s": round(recover_s, 1), "client_error_s": round(client_error_s, 3),
-            "gateway_status": gw_status})  # fmt: skip
+    out.update({"score_back": round(float(s_back), 3), "samples_to_recover": n_recover,
+                "blocks_to_recover": blocks, "bound_blocks": bound,
+                "recover_s": round(recover_s, 1)})  # fmt: skip
     assert blocks <= bound, (blocks, n_down, bound, track)
 
 
